@@ -1,7 +1,8 @@
 # Run the active slot's app. An exception escaping it must reset the board, as the chip
 # would otherwise sit at the REPL; boot.py then counts the failed boot.
-import machine
 import sys
+
+import machine
 
 try:
     import perch.app

@@ -36,7 +36,8 @@ def pack(files, version, kind="app", micropython="1.22.0", sign=None, compress=T
                            "micropython": micropython, "files": entries},
                           separators=(",", ":")).encode()
     sig = sign(manifest) if sign else b""
-    return HEADER.pack(MAGIC, FORMAT, 0, len(manifest), len(sig)) + manifest + sig + b"".join(blobs)
+    head = HEADER.pack(MAGIC, FORMAT, 0, len(manifest), len(sig))
+    return head + manifest + sig + b"".join(blobs)
 
 
 def unpack(blob):

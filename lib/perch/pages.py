@@ -3,9 +3,9 @@
 # Pages are plain HTML forms that work without JavaScript in a phone's captive mini-browser;
 # scripts only refresh what is already shown. Nothing is loaded from outside the device.
 
-import deflate
 import io
 
+import deflate
 from microdot import Response
 
 _CSS = b"""*{box-sizing:border-box}body{font:16px/1.4 system-ui,sans-serif;margin:0;\
@@ -78,26 +78,24 @@ def rows(pairs):
 def status_page(ctx):
     s = ctx.snapshot()
     w, m, o = s["wifi"], s["mqtt"], s["ota"]
-    body = (
-        "<section><h2>Device</h2>%s</section><section><h2>Network</h2>%s</section>"
-        "<section><h2>Telemetry</h2>%s</section>"
-        % (
-            rows((("Name", "name", s["name"]), ("Device id", "device_id", s["device_id"]),
-                  ("Version", "version", s["version"]),
-                  ("Previous version", "previous_version", s["previous_version"] or "none"),
-                  ("Uptime", "uptime_s", "%d s" % s["uptime_s"]),
-                  ("Free memory", "mem", "%d bytes" % s["mem"]["free"]),
-                  ("Update", "ota", o["state"] + (" – " + o["last_error"]
-                                                    if o["last_error"] else "")))),
-            rows((("Mode", "mode", s["mode"]), ("Wi-Fi", "ssid", w["ssid"] or "not connected"),
-                  ("Address", "ip", w["ip"] or "–"), ("Signal", "rssi",
-                                                      "%s dBm" % w["rssi"] if w["rssi"] else "–"))),
-            rows((("MQTT", "mqtt", m["state"]), ("Broker", "broker", m["broker"] or "not set"),
-                  ("Sent", "sent", m["sent"]), ("Queued", "queued", m["queued"]),
-                  ("Dropped", "dropped", m["dropped"]),
-                  ("Last error", "last_error", m["last_error"] or "none"))),
-        )
-    )
+    update = o["state"] + (" – " + o["last_error"] if o["last_error"] else "")
+    device = rows((
+        ("Name", "name", s["name"]), ("Device id", "device_id", s["device_id"]),
+        ("Version", "version", s["version"]),
+        ("Previous version", "previous_version", s["previous_version"] or "none"),
+        ("Uptime", "uptime_s", "%d s" % s["uptime_s"]),
+        ("Free memory", "mem", "%d bytes" % s["mem"]["free"]), ("Update", "ota", update)))
+    net = rows((
+        ("Mode", "mode", s["mode"]), ("Wi-Fi", "ssid", w["ssid"] or "not connected"),
+        ("Address", "ip", w["ip"] or "–"),
+        ("Signal", "rssi", "%s dBm" % w["rssi"] if w["rssi"] else "–")))
+    mqtt = rows((
+        ("MQTT", "mqtt", m["state"]), ("Broker", "broker", m["broker"] or "not set"),
+        ("Sent", "sent", m["sent"]), ("Queued", "queued", m["queued"]),
+        ("Dropped", "dropped", m["dropped"]),
+        ("Last error", "last_error", m["last_error"] or "none")))
+    body = ("<section><h2>Device</h2>%s</section><section><h2>Network</h2>%s</section>"
+            "<section><h2>Telemetry</h2>%s</section>" % (device, net, mqtt))
     return shell(ctx, "Status", body, _STATUS_JS)
 
 
