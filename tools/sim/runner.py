@@ -42,7 +42,7 @@ def find_micropython() -> str:
         return str(here)
     found = shutil.which("micropython")
     if not found:
-        raise FileNotFoundError("micropython not found next to %s nor on PATH" % sys.executable)
+        raise FileNotFoundError(f"micropython not found next to {sys.executable} nor on PATH")
     return found
 
 
@@ -55,7 +55,7 @@ def default_mac(root: str | os.PathLike) -> str:
 def _check_mac(mac: str) -> str:
     mac = mac.replace(":", "").replace("-", "").lower()
     if len(mac) != 12 or any(c not in "0123456789abcdef" for c in mac):
-        raise ValueError("--mac must be 12 hex digits, got %r" % mac)
+        raise ValueError(f"--mac must be 12 hex digits, got {mac!r}")
     return mac
 
 
