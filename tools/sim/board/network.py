@@ -144,7 +144,7 @@ class _Iface:
         mac = _base_mac()
         if if_id == AP_IF:
             mac = mac[:5] + bytes([(mac[5] + 1) & 0xFF])
-            self.ssid = "ESP_%02X%02X%02X" % (mac[3], mac[4], mac[5])
+            self.ssid = f"ESP_{mac[3]:02X}{mac[4]:02X}{mac[5]:02X}"
         self.mac = mac
         self.authmode = AUTH_OPEN
         self.channel = 1

@@ -34,7 +34,7 @@ del _k
 _OPEN_HOSTS = ("0.0.0.0", "")
 
 
-def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):  # noqa: A002 - built-in's names
+def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
     if host not in _OPEN_HOSTS:
         import network
 
