@@ -124,7 +124,7 @@ class Rabbit:
             f.write("[rabbitmq_mqtt].\n")
         if os.geteuid() == 0:
             ent = pwd.getpwnam(RUN_USER)
-            for root, dirs, files in os.walk(self.base):
+            for root, _dirs, files in os.walk(self.base):
                 os.chown(root, ent.pw_uid, ent.pw_gid)
                 for n in files:
                     os.chown(os.path.join(root, n), ent.pw_uid, ent.pw_gid)

@@ -37,3 +37,11 @@ def watchdog(timeout_ms):
 def mcu_temperature():
     # The original ESP32 only has raw_temperature(), in degrees Fahrenheit.
     return (esp32.raw_temperature() - 32) / 1.8
+
+
+def dns_server():
+    # The station's DNS server, for lookups that must not block the loop.
+    try:
+        return network.ipconfig("dns")
+    except (AttributeError, OSError, ValueError):
+        return None

@@ -1,0 +1,554 @@
+# MQTT uplink: umqtt.simple 1.3.4 wrapped so that it never blocks the event loop.
+#
+# umqtt.simple builds and parses packets on a blocking socket. Here it writes into and
+# reads from an in-memory "wire" instead, and this module moves the bytes over an
+# asyncio stream with a deadline on every step (DNS, TCP, TLS, CONNACK, PUBACK). That
+# also fixes its ~44 ms QoS 1 latency: umqtt writes a packet in several small pieces,
+# and Nagle plus delayed ACK hold the later pieces back; the wire hands us each packet
+# whole, and it goes out in one write.
+
+import asyncio
+import errno
+import random
+import socket
+import ssl
+import sys
+import time
+
+from micropython import const
+
+# umqtt.simple imports ussl for TLS; the ESP32 and Unix ports only have ssl now.
+if "ussl" not in sys.modules:
+    sys.modules["ussl"] = ssl
+
+import umqtt.simple as _simple  # noqa: E402
+from umqtt.simple import MQTTClient  # noqa: E402
+
+from perch import dnsquery, log  # noqa: E402
+
+_BACKOFF_MIN_MS = const(1000)
+_RETRIES = const(3)  # PUBACK waits (first send + DUP resends) before the link is declared dead
+_TICK_MS = const(200)
+
+_CONNACK = {
+    1: "broker refused the protocol version (CONNACK 1)",
+    2: "broker rejected the client id (CONNACK 2)",
+    3: "broker unavailable (CONNACK 3)",
+    4: "bad user name or password (CONNACK 4)",
+    5: "not authorised (CONNACK 5)",
+}
+
+_log = log.Logger("mqtt")
+
+
+class UplinkError(Exception):
+    pass
+
+
+def _unquote(s):
+    # %XX escapes, so that a user name may carry ':' or '@'
+    if "%" not in s:
+        return s
+    out = bytearray()
+    i = 0
+    b = s.encode()
+    while i < len(b):
+        if b[i] == 37 and i + 2 < len(b):
+            out.append(int(b[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(b[i])
+            i += 1
+    return out.decode()
+
+
+def parse_url(url):
+    """mqtt[s]://[user[:password]@]host[:port] -> dict; UplinkError names what is wrong."""
+    if not isinstance(url, str):
+        raise UplinkError("mqtt.url must be a string")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("mqtt", "mqtts"):
+        raise UplinkError("mqtt.url must start with mqtt:// or mqtts://")
+    rest = rest.split("/", 1)[0]
+    cred, at, hostport = rest.rpartition("@")
+    user = password = None
+    if at:
+        # the password follows the last colon: RabbitMQ users may be "vhost:user"
+        u, colon, p = cred.rpartition(":")
+        if colon:
+            user, password = _unquote(u), _unquote(p)
+        else:
+            user = _unquote(cred)
+        if not user:
+            raise UplinkError("mqtt.url has an empty user name")
+    tls = scheme == "mqtts"
+    port = 8883 if tls else 1883
+    if hostport.startswith("["):
+        host, _, tail = hostport[1:].partition("]")
+        if tail.startswith(":"):
+            port = tail[1:]
+    else:
+        host, colon, p = hostport.partition(":")
+        if colon:
+            port = p
+    if not host:
+        raise UplinkError("mqtt.url has no host")
+    try:
+        port = int(port)
+    except ValueError:
+        raise UplinkError("mqtt.url port %r is not a number" % port)
+    if not 0 < port < 65536:
+        raise UplinkError("mqtt.url port %d is out of range" % port)
+    return {"host": host, "port": port, "user": user, "password": password, "tls": tls}
+
+
+def public_url(url):
+    """The broker URL without its password, for status pages and logs."""
+    try:
+        u = parse_url(url)
+    except UplinkError:
+        return None
+    who = ""
+    if u["user"] is not None:
+        who = u["user"] + ("@" if u["password"] is None else ":***@")
+    return "%s://%s%s:%d" % ("mqtts" if u["tls"] else "mqtt", who, u["host"], u["port"])
+
+
+def describe(e):
+    """A readable reason for a failed network step."""
+    if isinstance(e, UplinkError):
+        return str(e)
+    if isinstance(e, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(e, EOFError):
+        return "connection closed by broker"
+    if isinstance(e, OSError):
+        code = e.args[0] if e.args else 0
+        if code == errno.ECONNREFUSED:
+            return "connection refused"
+        if code == errno.ECONNRESET:
+            return "connection reset by broker"
+        if code in (errno.ETIMEDOUT, errno.EHOSTUNREACH):
+            return "broker unreachable"
+        if isinstance(code, int) and code < 0:
+            return "cannot resolve host (no network?)"
+        name = errno.errorcode.get(code) if isinstance(code, int) else None
+        return "socket error %s" % (name or code)
+    return "%s: %s" % (type(e).__name__, e)
+
+
+class _Short(Exception):
+    # umqtt asked for bytes the wire does not hold yet: the packet it was building is done
+    pass
+
+
+class _Wire:
+    """Stands in for umqtt.simple's socket: collects what it writes, feeds what it reads."""
+
+    def __init__(self):
+        self.out = bytearray()
+        self.rx = b""
+        self.pos = 0
+
+    def write(self, buf, n=-1):
+        if isinstance(buf, str):
+            buf = buf.encode()
+        if n >= 0:
+            buf = memoryview(buf)[:n]
+        self.out.extend(buf)
+        return len(buf)
+
+    def read(self, n):
+        p = self.pos
+        if p + n > len(self.rx):
+            raise _Short()
+        self.pos = p + n
+        return self.rx[p:p + n]
+
+    def feed(self, pkt):
+        self.rx = pkt
+        self.pos = 0
+
+    def take(self):
+        out = self.out
+        self.out = bytearray()
+        return out
+
+    def setblocking(self, flag):
+        pass
+
+    def connect(self, addr):
+        pass
+
+    def close(self):
+        pass
+
+
+class _SockModule:
+    # What umqtt.simple's connect() sees as its `socket` module while it builds CONNECT.
+    def __init__(self, wire):
+        self.wire = wire
+
+    def socket(self, *args):
+        return self.wire
+
+    def getaddrinfo(self, host, port, *args):
+        return ((0, 0, 0, "", (host, port)),)
+
+
+class _Client(MQTTClient):
+    """umqtt.simple's packet encoders and PUBLISH parser, writing into a _Wire."""
+
+    def __init__(self, client_id, user, password, keepalive):
+        # umqtt counts len() of what it is given: hand it bytes, not str
+        super().__init__(_b(client_id), "wire", 1883, _b(user), _b(password), keepalive)
+        self.wire = _Wire()
+        self.sock = self.wire
+        self._mod = _SockModule(self.wire)
+
+    def _next_pid(self):
+        # umqtt counts up forever; MQTT ids are 1..65535 and 0 is invalid
+        if self.pid >= 65535:
+            self.pid = 0
+
+    def connect_packet(self):
+        w = self.wire
+        w.take()
+        w.feed(b"")
+        saved = _simple.socket
+        _simple.socket = self._mod
+        try:
+            MQTTClient.connect(self, True)
+        except _Short:
+            pass  # it wrote CONNECT and now waits for CONNACK: that wait is ours
+        finally:
+            _simple.socket = saved
+            self.sock = w
+        return w.take()
+
+    def publish_packet(self, topic, msg, retain, qos):
+        w = self.wire
+        w.feed(b"")
+        self._next_pid()
+        try:
+            MQTTClient.publish(self, topic, msg, retain, qos)
+        except _Short:
+            pass  # QoS 1: waiting for PUBACK, which the reader task sees
+        return w.take(), self.pid
+
+    def subscribe_packet(self, topic, qos):
+        w = self.wire
+        w.feed(b"")
+        self._next_pid()
+        try:
+            MQTTClient.subscribe(self, topic, qos)
+        except _Short:
+            pass
+        return w.take()
+
+    def incoming_publish(self, pkt):
+        """Parse one whole PUBLISH with umqtt; returns the PUBACK to send (or empty)."""
+        w = self.wire
+        w.feed(pkt)
+        w.take()
+        self.wait_msg()
+        return w.take()
+
+
+def _b(s):
+    return s.encode() if isinstance(s, str) else s
+
+
+class Uplink:
+    """One broker connection, kept up by run(); publish() is safe to call from any task."""
+
+    def __init__(self, url, client_id, keepalive_s=60, timeout_ms=10000,
+                 backoff_max_ms=60000, ca=None, status_topic=None):
+        u = parse_url(url)
+        self.url = public_url(url)
+        self.host = u["host"]
+        self.port = u["port"]
+        self.tls = u["tls"]
+        self.ca = ca
+        self.keepalive_s = keepalive_s
+        self.timeout_ms = timeout_ms
+        self.backoff_max_ms = max(backoff_max_ms, _BACKOFF_MIN_MS)
+        self.status_topic = status_topic
+        self.state = "idle"
+        self.last_error = None
+        self.attempts = 0
+        self.connects = 0
+        self.last_backoff_ms = 0
+        self._c = _Client(client_id, u["user"], u["password"], keepalive_s)
+        if status_topic:
+            self._c.set_last_will(_b(status_topic), b"offline", True, 1)
+        self._c.set_callback(self._on_publish)
+        self._subs = {}  # topic bytes -> handler(topic, msg)
+        self._on_up = []  # async callables run after each (re)connect
+        self._stream = None
+        self._lock = asyncio.Lock()
+        self._ack_ev = asyncio.Event()
+        self._ack_pid = -1
+        self._connack = -1
+        self._up_ev = asyncio.Event()
+        self._dead = None
+        self._last_tx = 0
+        self._last_rx = 0
+        self._reader_task = None
+
+    # -- public ---------------------------------------------------------------------------
+    @property
+    def connected(self):
+        return self.state == "connected"
+
+    def subscribe(self, topic, handler):
+        """Deliver messages on topic (exact match) to handler(topic, msg); kept on reconnect."""
+        self._subs[_b(topic)] = handler
+
+    def on_connect(self, fn):
+        self._on_up.append(fn)
+
+    async def wait_connected(self):
+        while not self.connected:
+            self._up_ev.clear()
+            await self._up_ev.wait()
+
+    async def publish(self, topic, msg, retain=False, qos=0):
+        """Send one message; with QoS 1 return once the broker acknowledged it.
+
+        Retransmits with DUP on a missing PUBACK; raises UplinkError when not connected or
+        the link died. Never blocks the loop longer than one non-blocking socket write.
+        """
+        async with self._lock:
+            if not self.connected:
+                raise UplinkError("not connected")
+            pkt, pid = self._c.publish_packet(_b(topic), _b(msg), retain, qos)
+            if qos == 0:
+                await self._send(pkt)
+                return
+            self._ack_pid = -1
+            for _ in range(_RETRIES):
+                self._ack_ev.clear()
+                await self._send(pkt)
+                try:
+                    while self._ack_pid != pid:
+                        await asyncio.wait_for_ms(self._ack_ev.wait(), self.timeout_ms)
+                        self._ack_ev.clear()
+                    return
+                except asyncio.TimeoutError:
+                    _log.warning("no PUBACK, resending", pid=pid)
+                    pkt[0] |= 0x08  # DUP: same packet id, the broker may have it already
+            self._die(UplinkError("no PUBACK within %d ms" % self.timeout_ms))
+            raise UplinkError("no PUBACK")
+
+    async def run(self):
+        """Connect, serve, reconnect with exponential backoff and jitter. Runs forever."""
+        fails = 0
+        while True:
+            self.attempts += 1
+            try:
+                await self._connect()
+                fails = 0
+                await self._serve()
+            except Exception as e:  # every failure is reported and retried, never fatal
+                self._fail(e)
+            self._close()
+            fails += 1
+            await self._backoff(fails)
+
+    def status(self):
+        return {"state": self.state, "broker": self.url, "last_error": self.last_error,
+                "attempts": self.attempts, "connects": self.connects}
+
+    # -- connection ---------------------------------------------------------------------
+    async def _resolve(self):
+        h = self.host
+        if h == "localhost" or dnsquery.is_ip(h):
+            # no query on the wire, getaddrinfo answers at once
+            return socket.getaddrinfo(h, self.port)[0][-1], h
+        ip = await dnsquery.resolve(h, self.timeout_ms)
+        return socket.getaddrinfo(ip, self.port)[0][-1], ip
+
+    async def _connect(self):
+        self.state = "connecting"
+        self._dead = None
+        _, ip = await self._resolve()
+        ctx = None
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if self.ca:
+                with open(self.ca, "rb") as f:
+                    ctx.load_verify_locations(cadata=f.read())
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            else:
+                ctx.verify_mode = ssl.CERT_NONE
+        try:
+            r, w = await asyncio.wait_for_ms(
+                asyncio.open_connection(ip, self.port, ssl=ctx, server_hostname=self.host),
+                self.timeout_ms)
+        except asyncio.TimeoutError:
+            raise UplinkError("TCP connect to %s:%d timed out" % (self.host, self.port))
+        self._stream = w
+        _nodelay(w)
+        self._connack = -1
+        self._ack_ev.clear()
+        self._reader_task = asyncio.create_task(self._reader(r))
+        async with self._lock:
+            await self._send(self._c.connect_packet())
+        try:
+            while self._connack < 0:
+                if self._dead:
+                    raise self._dead
+                await asyncio.wait_for_ms(self._ack_ev.wait(), self.timeout_ms)
+                self._ack_ev.clear()
+        except asyncio.TimeoutError:
+            raise UplinkError("no CONNACK within %d ms" % self.timeout_ms)
+        if self._connack:
+            raise UplinkError(_CONNACK.get(self._connack, "CONNACK %d" % self._connack))
+        self.state = "connected"
+        self.connects += 1
+        self.last_error = None
+        self._up_ev.set()
+        _log.info("connected", broker=self.url)
+        async with self._lock:
+            for topic in self._subs:
+                await self._send(self._c.subscribe_packet(topic, 1))
+        if self.status_topic:
+            await self.publish(self.status_topic, b"online", True, 1)
+        for fn in self._on_up:
+            await fn()
+
+    async def _serve(self):
+        # Watch the link: keepalive pings, and a broker that went silent.
+        ka = self.keepalive_s * 1000
+        while True:
+            if self._dead:
+                raise self._dead
+            now = time.ticks_ms()
+            if ka:
+                if time.ticks_diff(now, self._last_rx) > ka * 3 // 2:
+                    raise UplinkError("broker silent for %d s (keepalive)" % (ka * 3 // 2000))
+                if time.ticks_diff(now, self._last_tx) >= ka // 2:
+                    async with self._lock:
+                        await self._send(b"\xc0\x00")  # PINGREQ
+            await asyncio.sleep_ms(_TICK_MS)
+
+    async def _send(self, pkt):
+        # the caller holds self._lock, so only one task ever waits on the socket for writing
+        w = self._stream
+        if w is None:
+            raise UplinkError("not connected")
+        w.write(pkt)
+        try:
+            await asyncio.wait_for_ms(w.drain(), self.timeout_ms)
+        except asyncio.TimeoutError:
+            self._die(UplinkError("send timed out"))
+            raise UplinkError("send timed out")
+        self._last_tx = time.ticks_ms()
+
+    async def _reader(self, r):
+        self._last_rx = time.ticks_ms()
+        try:
+            while True:
+                hdr = await r.readexactly(1)
+                n = 0
+                sh = 0
+                while True:
+                    b = (await r.readexactly(1))[0]
+                    n |= (b & 0x7F) << sh
+                    if not b & 0x80:
+                        break
+                    sh += 7
+                    if sh > 21:
+                        raise UplinkError("malformed packet length from broker")
+                body = await r.readexactly(n) if n else b""
+                self._last_rx = time.ticks_ms()
+                self._dispatch(hdr[0], body)
+        except asyncio.CancelledError:
+            pass
+        except Exception as e:
+            self._die(e)
+
+    def _dispatch(self, op, body):
+        kind = op & 0xF0
+        if kind == 0x40 and len(body) >= 2:  # PUBACK
+            self._ack_pid = body[0] << 8 | body[1]
+            self._ack_ev.set()
+        elif kind == 0x20 and len(body) >= 2:  # CONNACK
+            self._connack = body[1]
+            self._ack_ev.set()
+        elif kind == 0x30:  # PUBLISH: umqtt parses it and calls _on_publish
+            hdr = _varlen(op, len(body))
+            ack = self._c.incoming_publish(hdr + body)
+            if ack and self._stream:
+                # a 4-byte PUBACK; write() sends it now or queues it for the next drain
+                self._stream.write(ack)
+        elif kind == 0x90 and body[-1:] == b"\x80":
+            _log.warning("subscription refused by broker")
+        # PINGRESP and SUBACK need nothing more: _last_rx already moved
+
+    def _on_publish(self, topic, msg):
+        h = self._subs.get(bytes(topic))
+        if h:
+            try:
+                h(topic, msg)
+            except Exception as e:
+                _log.exc(e, "message handler failed", topic=topic)
+
+    def _die(self, e):
+        if not self._dead:
+            self._dead = e
+
+    def _fail(self, e):
+        msg = describe(e)
+        self.last_error = msg
+        if self.state == "connected":
+            _log.warning("connection lost", broker=self.url, error=msg)
+        else:
+            _log.warning("connect failed", broker=self.url, error=msg)
+        self.state = "backoff"
+
+    def _close(self):
+        if self._reader_task:
+            self._reader_task.cancel()
+            self._reader_task = None
+        if self._stream:
+            try:
+                self._stream.close()
+            except Exception:
+                pass
+            self._stream = None
+        self._up_ev.clear()
+        if self.state == "connected":
+            self.state = "backoff"
+
+    async def _backoff(self, fails):
+        # exponential, capped, with "equal jitter": half fixed, half random, so a fleet
+        # that lost the same broker does not come back in lock-step
+        d = _BACKOFF_MIN_MS << min(fails - 1, 10)
+        if d > self.backoff_max_ms:
+            d = self.backoff_max_ms
+        d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
+        self.last_backoff_ms = d
+        self.state = "backoff"
+        await asyncio.sleep_ms(d)
+
+
+def _varlen(op, n):
+    out = bytearray((op,))
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return out
+
+
+def _nodelay(stream):
+    # belt and braces: packets already go out whole, but a PUBACK-sized write should not
+    # wait for an ACK either
+    try:
+        stream.s.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1),
+                            1)
+    except Exception:
+        pass

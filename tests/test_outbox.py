@@ -1,0 +1,98 @@
+"""Offline buffer under the MicroPython Unix port: bound, drop-oldest, order, spool."""
+
+from mpyrun import run_json
+
+
+def test_bounded_drop_oldest_in_order():
+    got = run_json(
+        "import json\nfrom perch.outbox import Outbox\n"
+        "o = Outbox(5)\n"
+        "for i in range(12): o.put('r%d' % i)\n"
+        "st = o.stats()\n"
+        "out = []\n"
+        "while o.peek() is not None:\n"
+        "    out.append(o.peek().decode()); o.pop()\n"
+        "print(json.dumps([st, out, o.stats()]))\n")
+    st, out, after = got
+    assert st == {"queued": 5, "sent": 0, "dropped": 7}
+    assert out == ["r7", "r8", "r9", "r10", "r11"]
+    assert after == {"queued": 0, "sent": 5, "dropped": 7}
+
+
+def test_peek_without_pop_keeps_item():
+    got = run_json(
+        "import json\nfrom perch.outbox import Outbox\n"
+        "o = Outbox(3)\no.put('a'); o.put('b')\n"
+        "x = [o.peek(), o.peek()]\no.pop()\nx.append(o.peek())\n"
+        "print(json.dumps([v.decode() for v in x] + [len(o)]))\n")
+    assert got == ["a", "a", "b", 1]
+
+
+def test_zero_size_rejected():
+    got = run_json(
+        "import json\nfrom perch.outbox import Outbox\n"
+        "try:\n    Outbox(0); r = 'accepted'\nexcept ValueError as e:\n    r = str(e)\n"
+        "print(json.dumps(r))\n")
+    assert "mqtt.buffer" in got
+
+
+def test_wait_wakes_on_put():
+    got = run_json(
+        "import json, asyncio\nfrom perch.outbox import Outbox\n"
+        "o = Outbox(3)\nlog = []\n"
+        "async def consumer():\n"
+        "    await o.wait(); log.append(o.peek().decode())\n"
+        "async def main():\n"
+        "    t = asyncio.create_task(consumer())\n"
+        "    await asyncio.sleep_ms(20); log.append('before')\n"
+        "    o.put('x'); await asyncio.sleep_ms(20)\n"
+        "asyncio.run(main())\nprint(json.dumps(log))\n")
+    assert got == ["before", "x"]
+
+
+def test_spool_keeps_overflow_on_flash_and_replays_in_order(tmp_path):
+    code = (
+        "import json\nfrom perch.outbox import Outbox\n"
+        "o = Outbox(3, 'spool.dat', 4)\n"
+        "for i in range(10): o.put('r%d' % i)\n"
+        "print(json.dumps([o.stats(), o.spool.count]))\n")
+    st, spooled = run_json(code, cwd=str(tmp_path))
+    # 3 in RAM, 4 on flash, the 3 oldest dropped
+    assert st == {"queued": 7, "sent": 0, "dropped": 3}
+    assert spooled == 4
+    # a reboot: the spool is still there and comes out first, in order
+    code2 = (
+        "import json\nfrom perch.outbox import Outbox\n"
+        "o = Outbox(3, 'spool.dat', 4)\n"
+        "n = len(o)\no.put('new')\nout = []\n"
+        "while o.peek() is not None:\n"
+        "    out.append(o.peek().decode()); o.pop()\n"
+        "import os\n"
+        "print(json.dumps([n, out, 'spool.dat' in os.listdir()]))\n")
+    n, out, exists = run_json(code2, cwd=str(tmp_path))
+    assert n == 4
+    assert out == ["r3", "r4", "r5", "r6", "new"]
+    assert not exists  # drained spool is removed
+
+
+def test_spool_compacts_and_survives_partial_line(tmp_path):
+    code = (
+        "import json, os\nfrom perch.outbox import Outbox\n"
+        "o = Outbox(1, 'sp', 50)\n"
+        "for i in range(2000): o.put('reading-%06d' % i)\n"
+        "size = os.stat('sp')[6]\n"
+        "print(json.dumps([o.stats(), size]))\n")
+    st, size = run_json(code, cwd=str(tmp_path))
+    assert st["queued"] == 51 and st["dropped"] == 2000 - 51
+    assert size < 16384 + 51 * 20  # compacted, not 2000 lines long
+    with open(tmp_path / "sp", "ab") as f:
+        f.write(b"torn-li")  # power cut in the middle of an append
+    out = run_json(
+        "import json\nfrom perch.outbox import Outbox\n"
+        "o = Outbox(1, 'sp', 50)\nfirst = o.peek().decode()\n"
+        "o.put('a'); o.put('b')\nout = []\n"
+        "while o.peek() is not None:\n"
+        "    out.append(o.peek().decode()); o.pop()\n"
+        "print(json.dumps([first, out[-3:], len(out)]))\n", cwd=str(tmp_path))
+    # the torn bytes are gone; nothing glued onto them
+    assert out == ["reading-001949", ["reading-001998", "a", "b"], 51]
