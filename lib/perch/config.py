@@ -34,6 +34,15 @@ SCHEMA: dict = {
     "mqtt.qos": (_INT, 1, 0, 1),
     "mqtt.buffer": (_INT, 500, 1, 20000),
     "telemetry.interval_s": (_INT, 10, 1, 86400),
+    # MQTT and telemetry details (issue 4): sensor list, TLS CA file, flash spool size in
+    # readings (0 = RAM only), keepalive, per-step deadline, backoff cap, log forwarding
+    "telemetry.sensors": (_LIST, ["mcu"], 0, 8),
+    "mqtt.ca": (_STR, None, 1, 64),
+    "mqtt.spool": (_INT, 0, 0, 100000),
+    "mqtt.keepalive_s": (_INT, 60, 0, 3600),
+    "mqtt.timeout_s": (_INT, 10, 1, 120),
+    "mqtt.backoff_max_s": (_INT, 60, 1, 3600),
+    "log.forward": (_BOOL, False, 0, 0),
     "ota.server": (_URL, None, 8, 256),
     "ota.keys": (_LIST, [], 0, 4),
     "ota.allow_unsigned": (_BOOL, False, 0, 0),

@@ -45,3 +45,25 @@ def dns_server():
         return network.ipconfig("dns")
     except (AttributeError, OSError, ValueError):
         return None
+
+
+def adc(pin):
+    # 11 dB attenuation: the full 0-3.3 V range of a typical sensor divider
+    a = machine.ADC(machine.Pin(pin))
+    a.atten(machine.ADC.ATTN_11DB)
+    return a
+
+
+def i2c(bus, scl, sda, freq=100000):
+    return machine.I2C(bus, scl=machine.Pin(scl), sda=machine.Pin(sda), freq=freq)
+
+
+def dht22(pin):
+    import dht
+
+    return dht.DHT22(machine.Pin(pin))
+
+
+def set_rtc(tm):
+    # tm: time.gmtime()-style tuple in the board's epoch (NTP sync)
+    machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
