@@ -4,7 +4,6 @@ import json
 
 import pytest
 from lineparse import parse_line
-from mpyrun import run_json
 
 # (measurement, tags, fields, types, ts) -> expected line, written out by hand
 CASES = [
@@ -56,16 +55,16 @@ def _snippet(cases):
         "print(json.dumps(out))\n")
 
 
-def test_encoder_escaping_rules():
-    got = run_json(_snippet([c[:5] for c in CASES]))
+def test_encoder_escaping_rules(mpy):
+    got = _json(mpy, _snippet([c[:5] for c in CASES]))
     for case, (status, line) in zip(CASES, got):
         assert status == "ok", (case, line)
         assert line == case[5]
         parse_line(line)  # the independent parser reads it back
 
 
-def test_encoder_roundtrip_through_parser():
-    got = run_json(_snippet([c[:5] for c in CASES]))
+def test_encoder_roundtrip_through_parser(mpy):
+    got = _json(mpy, _snippet([c[:5] for c in CASES]))
     m, tags, fields, ts = parse_line(got[2][1])
     assert m == "m" and tags == {"a key": "v,a=l ue", "k=,": "x"} and fields == {"f": True}
     m, tags, fields, ts = parse_line(got[5][1])
@@ -75,9 +74,15 @@ def test_encoder_roundtrip_through_parser():
 
 
 @pytest.mark.parametrize("case", ERRORS, ids=[e[5] for e in ERRORS])
-def test_encoder_rejects_bad_input(case):
+def test_encoder_rejects_bad_input(mpy, case):
     c = list(case[:5])
     c[2] = [(k, "NaN" if v != v else v) for k, v in c[2]]
-    [(status, msg)] = run_json(_snippet([c]))
+    [(status, msg)] = _json(mpy, _snippet([c]))
     assert status == "err"
     assert case[5] in msg
+
+
+def _json(mpy, code, **kw):
+    r = mpy(code, **kw)
+    assert r.returncode == 0, "micropython failed:\n%s\n%s" % (r.out, r.err)
+    return r.json()

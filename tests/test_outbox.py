@@ -1,10 +1,9 @@
 """Offline buffer under the MicroPython Unix port: bound, drop-oldest, order, spool."""
 
-from mpyrun import run_json
 
 
-def test_bounded_drop_oldest_in_order():
-    got = run_json(
+def test_bounded_drop_oldest_in_order(mpy):
+    got = _json(mpy,
         "import json\nfrom perch.outbox import Outbox\n"
         "o = Outbox(5)\n"
         "for i in range(12): o.put('r%d' % i)\n"
@@ -19,8 +18,8 @@ def test_bounded_drop_oldest_in_order():
     assert after == {"queued": 0, "sent": 5, "dropped": 7}
 
 
-def test_peek_without_pop_keeps_item():
-    got = run_json(
+def test_peek_without_pop_keeps_item(mpy):
+    got = _json(mpy,
         "import json\nfrom perch.outbox import Outbox\n"
         "o = Outbox(3)\no.put('a'); o.put('b')\n"
         "x = [o.peek(), o.peek()]\no.pop()\nx.append(o.peek())\n"
@@ -28,16 +27,16 @@ def test_peek_without_pop_keeps_item():
     assert got == ["a", "a", "b", 1]
 
 
-def test_zero_size_rejected():
-    got = run_json(
+def test_zero_size_rejected(mpy):
+    got = _json(mpy,
         "import json\nfrom perch.outbox import Outbox\n"
         "try:\n    Outbox(0); r = 'accepted'\nexcept ValueError as e:\n    r = str(e)\n"
         "print(json.dumps(r))\n")
     assert "mqtt.buffer" in got
 
 
-def test_wait_wakes_on_put():
-    got = run_json(
+def test_wait_wakes_on_put(mpy):
+    got = _json(mpy,
         "import json, asyncio\nfrom perch.outbox import Outbox\n"
         "o = Outbox(3)\nlog = []\n"
         "async def consumer():\n"
@@ -50,13 +49,13 @@ def test_wait_wakes_on_put():
     assert got == ["before", "x"]
 
 
-def test_spool_keeps_overflow_on_flash_and_replays_in_order(tmp_path):
+def test_spool_keeps_overflow_on_flash_and_replays_in_order(mpy, tmp_path):
     code = (
         "import json\nfrom perch.outbox import Outbox\n"
         "o = Outbox(3, 'spool.dat', 4)\n"
         "for i in range(10): o.put('r%d' % i)\n"
         "print(json.dumps([o.stats(), o.spool.count]))\n")
-    st, spooled = run_json(code, cwd=str(tmp_path))
+    st, spooled = _json(mpy, code, cwd=tmp_path)
     # 3 in RAM, 4 on flash, the 3 oldest dropped
     assert st == {"queued": 7, "sent": 0, "dropped": 3}
     assert spooled == 4
@@ -69,30 +68,36 @@ def test_spool_keeps_overflow_on_flash_and_replays_in_order(tmp_path):
         "    out.append(o.peek().decode()); o.pop()\n"
         "import os\n"
         "print(json.dumps([n, out, 'spool.dat' in os.listdir()]))\n")
-    n, out, exists = run_json(code2, cwd=str(tmp_path))
+    n, out, exists = _json(mpy, code2, cwd=tmp_path)
     assert n == 4
     assert out == ["r3", "r4", "r5", "r6", "new"]
     assert not exists  # drained spool is removed
 
 
-def test_spool_compacts_and_survives_partial_line(tmp_path):
+def test_spool_compacts_and_survives_partial_line(mpy, tmp_path):
     code = (
         "import json, os\nfrom perch.outbox import Outbox\n"
         "o = Outbox(1, 'sp', 50)\n"
         "for i in range(2000): o.put('reading-%06d' % i)\n"
         "size = os.stat('sp')[6]\n"
         "print(json.dumps([o.stats(), size]))\n")
-    st, size = run_json(code, cwd=str(tmp_path))
+    st, size = _json(mpy, code, cwd=tmp_path)
     assert st["queued"] == 51 and st["dropped"] == 2000 - 51
     assert size < 16384 + 51 * 20  # compacted, not 2000 lines long
     with open(tmp_path / "sp", "ab") as f:
         f.write(b"torn-li")  # power cut in the middle of an append
-    out = run_json(
+    out = _json(mpy,
         "import json\nfrom perch.outbox import Outbox\n"
         "o = Outbox(1, 'sp', 50)\nfirst = o.peek().decode()\n"
         "o.put('a'); o.put('b')\nout = []\n"
         "while o.peek() is not None:\n"
         "    out.append(o.peek().decode()); o.pop()\n"
-        "print(json.dumps([first, out[-3:], len(out)]))\n", cwd=str(tmp_path))
+        "print(json.dumps([first, out[-3:], len(out)]))\n", cwd=tmp_path)
     # the torn bytes are gone; nothing glued onto them
     assert out == ["reading-001949", ["reading-001998", "a", "b"], 51]
+
+
+def _json(mpy, code, **kw):
+    r = mpy(code, **kw)
+    assert r.returncode == 0, "micropython failed:\n%s\n%s" % (r.out, r.err)
+    return r.json()

@@ -21,6 +21,8 @@ class SensorError(Exception):
 
 
 class Driver:
+    """read() returns {field: value}, or None when there is no new reading this round."""
+
     name = "?"
     measurement = "?"
     types: dict = {}
@@ -66,10 +68,10 @@ class DHT22(Driver):
         self._last = 0
 
     async def read(self):
-        # the DHT22 answers at most every 2 s; a faster poll gets a checksum error
-        wait = 2000 - time.ticks_diff(time.ticks_ms(), self._last)
-        if self._last and wait > 0:
-            await asyncio.sleep_ms(wait)
+        # the DHT22 answers at most every 2 s, a faster poll gets a checksum error: with a
+        # shorter interval this sensor skips rounds instead of delaying the others
+        if self._last and time.ticks_diff(time.ticks_ms(), self._last) < 2000:
+            return None
         self._last = time.ticks_ms()
         self._dev.measure()  # bit-banged: about 5 ms with interrupts off
         t = self._dev.temperature()

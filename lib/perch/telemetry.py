@@ -110,6 +110,8 @@ class Telemetry:
         for d in self.drivers:
             try:
                 fields = await d.read()
+                if fields is None:
+                    continue
                 ts = now_ns() if synced else None
                 line = lineproto.encode(d.measurement, self.tags + (("sensor", d.name),) + d.tags,
                                         fields.items(), ts, d.types)
