@@ -194,3 +194,69 @@ def board(tmp_path, app_bundle):
     yield make
     for b in boards:
         b.stop()
+
+
+# ---------------------------------------------------------------- broker (issue 4, MQTT)
+# A private RabbitMQ node with the MQTT plugin, one per test session (per xdist worker):
+# plain MQTT and a TLS listener whose self-signed certificate the fixture generates.
+
+
+def _make_cert(folder):
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path = Path(folder) / "broker-cert.pem"
+    key_path = Path(folder) / "broker-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """A running private RabbitMQ node (tools/rabbit.py) with user `perch` / `perchpw`.
+
+    .url(user=, password=, tls=) -> mqtt[s]:// URL; .stop() / .start() for outage tests;
+    .mqtt_port, .tls_port, .cert (the TLS listener's self-signed certificate, PEM).
+    """
+    import rabbit
+
+    if not rabbit.available():
+        pytest.fail("rabbitmq-server is needed for the MQTT tests (make test installs it)")
+    cert, key = _make_cert(tmp_path_factory.mktemp("broker-tls"))
+    node = rabbit.Rabbit(tls_cert=(str(cert), str(key)))
+    node.cert = cert
+    node.user, node.password = "perch", "perchpw"
+    try:
+        node.start()
+        node.add_user(node.user, node.password)
+        yield node
+    finally:
+        node.cleanup()
+
+
+@pytest.fixture
+def live_broker(broker):
+    """The session broker, started again if an outage test left it stopped."""
+    broker.start()
+    return broker
+# ---------------------------------------------------------------- end of broker block

@@ -407,7 +407,7 @@ class Uplink:
             raise UplinkError(_CONNACK.get(self._connack, "CONNACK %d" % self._connack))
         self.state = "connected"
         self.connects += 1
-        self.last_error = None
+        # last_error stays: it tells why the previous connection ended
         self._up_ev.set()
         _log.info("connected", broker=self.url)
         async with self._lock:
@@ -427,7 +427,7 @@ class Uplink:
             now = time.ticks_ms()
             if ka:
                 if time.ticks_diff(now, self._last_rx) > ka * 3 // 2:
-                    raise UplinkError("broker silent for %d s (keepalive)" % (ka * 3 // 2000))
+                    raise UplinkError("broker silent for %d ms (keepalive)" % (ka * 3 // 2))
                 if time.ticks_diff(now, self._last_tx) >= ka // 2:
                     async with self._lock:
                         await self._send(b"\xc0\x00")  # PINGREQ
