@@ -6,7 +6,6 @@ import socket
 import threading
 
 import pytest
-
 from mqtt_helpers import Sub
 
 PRELUDE = """
