@@ -56,7 +56,8 @@ class Sub:
         self.c.disconnect()
 
 
-def mqtt_board(board, tmp_path, url, sensors=("sim",), interval=1, heap="512k", **env):
+def mqtt_board(board, tmp_path, url, sensors=("sim",), interval=1, heap="512k", start=True,
+               **env):
     """A virtual board on a known Wi-Fi network, publishing to url."""
     world = write_world(tmp_path / "mqtt-world.json", [LAB],
                         sensors={"temperature_c": 22.5, "humidity_pct": 41.0,
@@ -66,7 +67,7 @@ def mqtt_board(board, tmp_path, url, sensors=("sim",), interval=1, heap="512k", 
          "PERCH_MQTT_BACKOFF_MAX_S": "4", "PERCH_MQTT_TIMEOUT_S": "3"}
     e.update({k: str(v) for k, v in env.items()})
     cfg = {"wifi": {"networks": [{"ssid": LAB["ssid"], "password": LAB["password"]}]}}
-    return board(world=world, env=e, config=cfg, heap=heap)
+    return board(world=world, env=e, config=cfg, heap=heap, start=start)
 
 
 def wait_status(b, pred, timeout=30.0, what="status"):
