@@ -39,8 +39,9 @@ def test_readings_are_line_protocol_with_tags_types_timestamps(board, tmp_path, 
     sub = Sub(live_broker, ["sensors/#"])
     try:
         t0 = time.time()
-        sub.wait(lambda m: sum(1 for x in m if x[1].startswith(b"device,")) >= 3,
-                 timeout=40, what="three sampling rounds")
+        sub.wait(lambda m: sum(1 for x in m if x[1].startswith(b"device,")) >= 3
+                 and any(b"rssi=" in x[1] for x in m), timeout=40,
+                 what="three sampling rounds, one with the station up")
         parsed = lines(sub, "sensors/" + did)
         seen = {}
         for m, tags, fields, ts in parsed:
@@ -60,8 +61,9 @@ def test_readings_are_line_protocol_with_tags_types_timestamps(board, tmp_path, 
         dht = seen["dht22"][0][0]
         assert dht == {"temperature": 22.5, "humidity": 41.0}
         assert seen["mcu"][0][0]["temperature"] == pytest.approx(45.0, abs=0.6)
-        dev = seen["device"][-1][0]
-        assert {"rssi", "heap_free", "uptime_s", "queued", "dropped"} <= set(dev)
+        dev = [f for f, _ in seen["device"] if "rssi" in f][-1]
+        assert set(dev) == {"rssi", "heap_free", "uptime_s", "queued", "dropped"}
+        assert dev["rssi"] == -48
         # readings of one sensor are stamped when sampled: strictly increasing
         ts = [t for _, t in seen["sim"]]
         assert ts == sorted(ts) and len(set(ts)) == len(ts)
