@@ -122,6 +122,8 @@ def describe(e):
         return "timed out"
     if isinstance(e, EOFError):
         return "connection closed by broker"
+    if isinstance(e, ValueError) and "cert" in str(e):
+        return "mqtt.ca: %s" % e
     if isinstance(e, OSError):
         code = e.args[0] if e.args else 0
         if code == errno.ECONNREFUSED:
@@ -130,11 +132,22 @@ def describe(e):
             return "connection reset by broker"
         if code in (errno.ETIMEDOUT, errno.EHOSTUNREACH):
             return "broker unreachable"
-        if isinstance(code, int) and code < 0:
-            return "cannot resolve host (no network?)"
-        name = errno.errorcode.get(code) if isinstance(code, int) else None
-        return "socket error %s" % (name or code)
+        if len(e.args) > 1 and isinstance(e.args[1], str):
+            return "TLS: %s" % e.args[1]  # mbedTLS: (-9984, 'MBEDTLS_ERR_X509_...')
+        if isinstance(code, int) and code <= -0x1000:
+            return "TLS error -0x%04x" % -code
+        return "socket error %s" % _why(e)
     return "%s: %s" % (type(e).__name__, e)
+
+
+def _why(e):
+    code = e.args[0] if e.args else 0
+    if isinstance(code, int) and code < 0:
+        return "no network?" if code > -0x1000 else "error %d" % code
+    if isinstance(e, UplinkError):
+        return str(e)
+    name = errno.errorcode.get(code) if isinstance(code, int) else None
+    return name or str(code)
 
 
 class _Short(Exception):
@@ -372,13 +385,18 @@ class Uplink:
     async def _connect(self):
         self.state = "connecting"
         self._dead = None
-        _, ip = await self._resolve()
+        try:
+            _, ip = await self._resolve()
+        except asyncio.TimeoutError:
+            raise UplinkError("DNS lookup of %s timed out" % self.host)
+        except OSError as e:
+            raise UplinkError("cannot resolve %s (%s)" % (self.host, _why(e)))
         ctx = None
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             if self.ca:
-                with open(self.ca, "rb") as f:
-                    ctx.load_verify_locations(cadata=f.read())
+                for der in _ca_certs(self.ca):
+                    ctx.load_verify_locations(cadata=der)
                 ctx.verify_mode = ssl.CERT_REQUIRED
             else:
                 ctx.verify_mode = ssl.CERT_NONE
@@ -542,6 +560,26 @@ def _varlen(op, n):
         out.append(b | 0x80 if n else b)
         if not n:
             return out
+
+
+def _ca_certs(path):
+    # mbedTLS wants DER here (PEM needs a trailing NUL): accept either, several PEM certs too
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        raise UplinkError("mqtt.ca: cannot read %s" % path)
+    if b"-----BEGIN" not in data:
+        return [data]
+    import binascii
+
+    out = []
+    for block in data.split(b"-----BEGIN CERTIFICATE-----")[1:]:
+        b64 = block.split(b"-----END", 1)[0]
+        out.append(binascii.a2b_base64(b64.replace(b"\r", b"").replace(b"\n", b"")))
+    if not out:
+        raise UplinkError("mqtt.ca: no certificate in %s" % path)
+    return out
 
 
 def _nodelay(stream):
