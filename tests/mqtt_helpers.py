@@ -23,10 +23,13 @@ class Sub:
                              client_id="test-sub-%d" % time.monotonic_ns())
         self.c.username_pw_set(user or broker.user, password or broker.password)
         self.c.on_message = self._on_msg
-        self._topics = topics
-        self.c.on_connect = lambda c, u, f, rc, p=None: [c.subscribe(t, 1) for t in topics]
+        self.subscribed = threading.Event()
+        self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe([(t, 1) for t in topics])
+        self.c.on_subscribe = lambda c, u, mid, rcs, p=None: self.subscribed.set()
         self.c.connect("127.0.0.1", broker.mqtt_port, keepalive=30)
         self.c.loop_start()
+        # messages published before the SUBACK would reach nobody
+        assert self.subscribed.wait(15), "subscription to %r not acknowledged" % (topics,)
 
     def _on_msg(self, c, u, m):
         with self.cv:

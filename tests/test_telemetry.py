@@ -121,10 +121,13 @@ class DurableSub(Sub):
                              client_id="durable-%d" % time.monotonic_ns(), clean_session=False)
         self.c.username_pw_set(broker.user, broker.password)
         self.c.on_message = self._on_msg
-        self.c.on_connect = lambda c, u, f, rc, p=None: [c.subscribe(t, 1) for t in topics]
+        self.subscribed = threading.Event()
+        self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe([(t, 1) for t in topics])
+        self.c.on_subscribe = lambda c, u, mid, rcs, p=None: self.subscribed.set()
         self.c.reconnect_delay_set(1, 2)
         self.c.connect("127.0.0.1", broker.mqtt_port, keepalive=10)
         self.c.loop_start()
+        assert self.subscribed.wait(15), "subscription not acknowledged"
 
 
 def test_zero_loss_over_30s_broker_outage(board, tmp_path, live_broker):
