@@ -56,6 +56,8 @@ class Telemetry:
                 self.drivers.append(sensors.make(spec))
             except Exception as e:  # a bad entry or absent hardware: log it, keep the rest
                 _log.error("sensor not set up", spec=spec, error=str(e))
+        # the `set` command changes it at once, even over a PERCH_TELEMETRY_INTERVAL_S override
+        self.interval_s = cfg["telemetry.interval_s"]
         self.errors = 0
         self.samples = 0
         self.up = None
@@ -87,6 +89,7 @@ class Telemetry:
         else:
             st.update(state="disabled", broker=None, last_error=self.config_error)
         st["samples"] = self.samples
+        st["interval_s"] = self.interval_s
         st["sensor_errors"] = self.errors
         return st
 
@@ -101,7 +104,7 @@ class Telemetry:
                 asyncio.create_task(_ntp_sync())
             was_up = up
             # re-read each round: the `set` command changes it without a reboot
-            period = self.ctx.cfg["telemetry.interval_s"] * 1000
+            period = self.interval_s * 1000
             left = period - time.ticks_diff(time.ticks_ms(), t0)
             await asyncio.sleep_ms(left if left > 0 else 0)
 
@@ -228,6 +231,7 @@ class Telemetry:
         except ConfigError as e:
             raise ValueError("sample_interval_s: %s" % e.msg)
         self.ctx.cfg.update({"telemetry.interval_s": v})
+        self.interval_s = v
         return {"sample_interval_s": v}
 
     # -- log forwarding -----------------------------------------------------------------
