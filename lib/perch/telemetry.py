@@ -154,6 +154,9 @@ class Telemetry:
                 ob.pop()
             except UplinkError:
                 await asyncio.sleep_ms(50)  # link went down; run() reconnects, we retry
+            except Exception as e:  # never let the pump die: the buffer would only grow
+                _log.exc(e, "publish failed")
+                await asyncio.sleep_ms(500)
 
     # -- commands -----------------------------------------------------------------------
     def _on_cmd(self, topic, msg):

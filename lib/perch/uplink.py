@@ -29,6 +29,7 @@ from perch import dnsquery, log  # noqa: E402
 _BACKOFF_MIN_MS = const(1000)
 _RETRIES = const(3)  # PUBACK waits (first send + DUP resends) before the link is declared dead
 _TICK_MS = const(200)
+_EPIPE = const(32)  # not in MicroPython's errno module
 
 _CONNACK = {
     1: "broker refused the protocol version (CONNACK 1)",
@@ -130,6 +131,8 @@ def describe(e):
             return "connection refused"
         if code == errno.ECONNRESET:
             return "connection reset by broker"
+        if code == _EPIPE:
+            return "connection closed by broker (broken pipe)"
         if code in (errno.ETIMEDOUT, errno.EHOSTUNREACH):
             return "broker unreachable"
         if len(e.args) > 1 and isinstance(e.args[1], str):
@@ -456,12 +459,16 @@ class Uplink:
         w = self._stream
         if w is None:
             raise UplinkError("not connected")
-        w.write(pkt)
         try:
+            w.write(pkt)
             await asyncio.wait_for_ms(w.drain(), self.timeout_ms)
         except asyncio.TimeoutError:
             self._die(UplinkError("send timed out"))
             raise UplinkError("send timed out")
+        except OSError as e:
+            # the broker went away mid-write: one error type for the callers
+            self._die(e)
+            raise UplinkError(describe(e))
         self._last_tx = time.ticks_ms()
 
     async def _reader(self, r):
@@ -500,7 +507,10 @@ class Uplink:
             ack = self._c.incoming_publish(hdr + body)
             if ack and self._stream:
                 # a 4-byte PUBACK; write() sends it now or queues it for the next drain
-                self._stream.write(ack)
+                try:
+                    self._stream.write(ack)
+                except OSError as e:
+                    self._die(e)
         elif kind == 0x90 and body[-1:] == b"\x80":
             _log.warning("subscription refused by broker")
         # PINGRESP and SUBACK need nothing more: _last_rx already moved
