@@ -9,9 +9,8 @@ import subprocess
 import threading
 import time
 
-from conftest import MICROPYTHON
-
 import rabbit
+from conftest import MICROPYTHON
 
 LAB = {"ssid": "lab", "password": "labpassword", "rssi": -50, "channel": 6, "security": "wpa2"}
 

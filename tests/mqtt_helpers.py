@@ -7,6 +7,7 @@ import threading
 import time
 
 import paho.mqtt.client as paho
+
 from conftest import write_world
 
 LAB = {"ssid": "lab", "password": "labpassword", "rssi": -48, "channel": 6,

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from lineparse import parse_line
 
 # (measurement, tags, fields, types, ts) -> expected line, written out by hand

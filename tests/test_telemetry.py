@@ -10,6 +10,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 import requests
+
 from lineparse import parse_line
 from mqtt_helpers import Sub, mqtt_board, wait_status
 

@@ -6,6 +6,7 @@ import socket
 import threading
 
 import pytest
+
 from mqtt_helpers import Sub
 
 PRELUDE = """
