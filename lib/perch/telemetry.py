@@ -143,14 +143,17 @@ class Telemetry:
     async def pump(self):
         """Oldest reading first; it leaves the outbox only once the broker has it."""
         ob = self.outbox
+        up = self.up
+        if up is None:
+            return
         while True:
             await ob.wait()
-            await self.up.wait_connected()
+            await up.wait_connected()
             item = ob.peek()
             if item is None:
                 continue
             try:
-                await self.up.publish(self.topic, item, False, self.qos)
+                await up.publish(self.topic, item, False, self.qos)
                 ob.pop()
             except UplinkError:
                 await asyncio.sleep_ms(50)  # link went down; run() reconnects, we retry
@@ -168,6 +171,9 @@ class Telemetry:
         self._cmd_ev.set()
 
     async def command_loop(self):
+        up = self.up
+        if up is None:
+            return
         while True:
             while not self._cmds:
                 self._cmd_ev.clear()
@@ -175,8 +181,8 @@ class Telemetry:
             raw = self._cmds.pop(0)
             res, after = await self.run_command(raw)
             try:
-                await self.up.wait_connected()
-                await self.up.publish(self.result_topic, json.dumps(res), False, 1)
+                await up.wait_connected()
+                await up.publish(self.result_topic, json.dumps(res), False, 1)
             except UplinkError as e:
                 _log.warning("command result not sent", error=str(e))
             if after:
@@ -245,14 +251,17 @@ class Telemetry:
         self._log_ev.set()
 
     async def log_loop(self):
+        up = self.up
+        if up is None:
+            return
         while True:
             while not self._logq:
                 self._log_ev.clear()
                 await self._log_ev.wait()
-            await self.up.wait_connected()
+            await up.wait_connected()
             line = self._logq.pop(0)
             try:
-                await self.up.publish(self.log_topic, line, False, 0)
+                await up.publish(self.log_topic, line, False, 0)
             except UplinkError:
                 pass  # best effort: the console has the line anyway
 

@@ -83,21 +83,19 @@ def parse_url(url):
         if not user:
             raise UplinkError("mqtt.url has an empty user name")
     tls = scheme == "mqtts"
-    port = 8883 if tls else 1883
+    ps = ""
     if hostport.startswith("["):
         host, _, tail = hostport[1:].partition("]")
         if tail.startswith(":"):
-            port = tail[1:]
+            ps = tail[1:]
     else:
-        host, colon, p = hostport.partition(":")
-        if colon:
-            port = p
+        host, _, ps = hostport.partition(":")
     if not host:
         raise UplinkError("mqtt.url has no host")
     try:
-        port = int(port)
+        port = int(ps) if ps else (8883 if tls else 1883)
     except ValueError:
-        raise UplinkError("mqtt.url port %r is not a number" % port)
+        raise UplinkError("mqtt.url port %r is not a number" % ps)
     if not 0 < port < 65536:
         raise UplinkError("mqtt.url port %d is out of range" % port)
     return {"host": host, "port": port, "user": user, "password": password, "tls": tls}
@@ -231,14 +229,18 @@ class _Client(MQTTClient):
         w = self.wire
         w.take()
         w.feed(b"")
-        saved = _simple.socket
-        _simple.socket = self._mod
+        # umqtt's connect() opens its own socket through its module global `socket`; for
+        # this synchronous call that is the wire (no await in between, so no other task
+        # can see the swap)
+        g = _simple.__dict__
+        saved = g["socket"]
+        g["socket"] = self._mod
         try:
             MQTTClient.connect(self, True)
         except _Short:
             pass  # it wrote CONNECT and now waits for CONNACK: that wait is ours
         finally:
-            _simple.socket = saved
+            g["socket"] = saved
             self.sock = w
         return w.take()
 
@@ -397,18 +399,20 @@ class Uplink:
         ctx = None
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            # verify_mode is in every port's ssl module (extmod), not in the ESP32 stubs
             if self.ca:
                 for der in _ca_certs(self.ca):
                     ctx.load_verify_locations(cadata=der)
-                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
             else:
-                ctx.verify_mode = ssl.CERT_NONE
+                ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
         try:
-            r, w = await asyncio.wait_for_ms(
+            rw: tuple = await asyncio.wait_for_ms(
                 asyncio.open_connection(ip, self.port, ssl=ctx, server_hostname=self.host),
                 self.timeout_ms)
         except asyncio.TimeoutError:
             raise UplinkError("TCP connect to %s:%d timed out" % (self.host, self.port))
+        r, w = rw[0], rw[1]
         self._stream = w
         _nodelay(w)
         self._connack = -1
