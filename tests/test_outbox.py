@@ -101,3 +101,19 @@ def _json(mpy, code, **kw):
     r = mpy(code, **kw)
     assert r.returncode == 0, "micropython failed:\n%s\n%s" % (r.out, r.err)
     return r.json()
+
+
+def test_drop_of_the_item_in_flight_does_not_lose_the_next(mpy):
+    # the uplink peeks the oldest and waits for its PUBACK; meanwhile the buffer overflows
+    # and drops that very item; once acknowledged it counts as sent, and nothing else goes
+    got = _json(mpy,
+        "import json\nfrom perch.outbox import Outbox\n"
+        "o = Outbox(2)\no.put('a'); o.put('b')\n"
+        "inflight = o.peek().decode()\n"
+        "o.put('c')\n"  # drops 'a', in flight
+        "o.pop()\n"  # 'a' was acknowledged after all
+        "rest = []\n"
+        "while o.peek() is not None:\n"
+        "    rest.append(o.peek().decode()); o.pop()\n"
+        "print(json.dumps([inflight, rest, o.stats()]))\n")
+    assert got == ["a", ["b", "c"], {"queued": 0, "sent": 3, "dropped": 0}]

@@ -144,6 +144,10 @@ class Outbox:
         self.dropped = 0
         self.sent = 0
         self.spool = Spool(spool_path, spool_size) if spool_path and spool_size > 0 else None
+        # counts removals from the front: a reading dropped while the uplink had it in
+        # flight must not make pop() remove the next, unsent one
+        self._gen = 0
+        self._pgen = -1
         self._ev = asyncio.Event()
         if len(self):
             self._ev.set()
@@ -159,20 +163,31 @@ class Outbox:
             old = q.pop(0)
             if self.spool:
                 # RAM overflow moves the oldest to flash; the spool drops when it is full
-                self.dropped += self.spool.append(old)
+                d = self.spool.append(old)
+                self.dropped += d
+                self._gen += d
             else:
                 self.dropped += 1
+                self._gen += 1
         q.append(item)
         self._ev.set()
 
     def peek(self):
         """Oldest item not yet delivered, or None."""
+        self._pgen = self._gen
         if self.spool and self.spool.count:
             return self.spool.peek()
         return self._q[0] if self._q else None
 
     def pop(self):
-        """The item from peek() was delivered."""
+        """The item from the last peek() was delivered."""
+        if self._pgen != self._gen:
+            # it was dropped as the oldest while in flight, yet it arrived: not a loss
+            self.dropped -= 1
+            self.sent += 1
+            self._pgen = -1
+            return
+        self._gen += 1
         if self.spool and self.spool.count:
             self.spool.pop()
         elif self._q:
