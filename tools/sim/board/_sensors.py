@@ -2,7 +2,8 @@
 # esp32's temperature read from here, so perch.sensors runs its real drivers unchanged.
 #
 # The world file's "sensors" object (all optional):
-#   {"temperature_c": 21.5, "humidity_pct": 45.0, "pressure_hpa": 1013.25,
+#   {"temperature_c": 21.5, "humidity_pct": 45.0, "pressure_hpa": 1013.25,  (or without
+#    the unit suffix: "temperature", "humidity", "pressure")
 #    "mcu_temperature": 45.0,
 #    "adc": {"34": 2048},                   12-bit counts per pin
 #    "bme280": {"addr": 118, "present": true, "temperature_c": ...},
@@ -25,15 +26,22 @@ def _fails(name):
     return isinstance(f, list) and name in f
 
 
+# short names are accepted too: {"temperature": 21.5, "humidity": 48, "pressure": 1013}
+_ALIASES = {"temperature_c": "temperature", "humidity_pct": "humidity",
+            "pressure_hpa": "pressure"}
+
+
 def value(key, device=None):
     """A world value as float, a device's own override first, then the shared one."""
     s = _s()
-    if device:
-        d = s.get(device)
-        if isinstance(d, dict) and isinstance(d.get(key), (int, float)):
-            return float(d[key])
-    v = s.get(key)
-    return float(v) if isinstance(v, (int, float)) else _DEFAULTS[key]
+    alias = _ALIASES.get(key)
+    for src in (s.get(device) if device else None, s):
+        if isinstance(src, dict):
+            for k in (key, alias):
+                v = src.get(k) if k else None
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    return float(v)
+    return _DEFAULTS[key]
 
 
 def present(device):
