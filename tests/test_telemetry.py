@@ -195,7 +195,9 @@ def test_overflow_drops_exactly_the_oldest(board, tmp_path, live_broker):
         missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
         # what is missing is one run of the oldest readings of the outage
         assert missing and missing == list(range(missing[0], missing[-1] + 1))
-        assert 2 * len(missing) - 1 <= st["mqtt"]["dropped"] <= 2 * len(missing) + 1
+        # dropped lines are these sim readings and the device lines between them; one more
+        # when the broker took a publish as it went down but its PUBACK never came back
+        assert 2 * len(missing) - 1 <= m["dropped"] <= 2 * len(missing) + 2
         # after the gap, the 6 newest lines of the outage came through
         assert seqs[-1] > missing[-1]
     finally:
