@@ -98,7 +98,7 @@ def _mqtt_board(bench, url, env=None):
 
 def rows(bench):
     out = []
-    node = rabbit.Rabbit(base=str(bench.tmp / "rabbit"))
+    node = rabbit.Rabbit()  # its own folder: the rabbitmq user cannot enter bench.tmp
     node.start()
     try:
         node.add_user("bench", "benchpw")

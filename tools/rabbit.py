@@ -78,6 +78,8 @@ class Rabbit:
 
     def __init__(self, base: str | None = None, tls_cert: tuple[str, str] | None = None,
                  name: str | None = None):
+        """base: the node's folder (default: a new temp folder); user rabbitmq must be able
+        to reach it, so it should not sit inside a private (0700) folder of another user."""
         self.own_base = base is None
         self.base = base or tempfile.mkdtemp(prefix="perch-rabbit-")
         self.node = name or f"perch{uuid.uuid4().hex[:8]}@localhost"
