@@ -123,7 +123,7 @@ class Telemetry:
                 _log.warning("sensor read failed", sensor=d.name, error=str(e))
                 continue
             self._put(line)
-        gc.collect()
+        # no gc.collect() here: a full collection of a large heap stalls the loop
         st = self.outbox.stats()
         fields = [("heap_free", gc.mem_free()), ("uptime_s", self.ctx.uptime_s()),
                   ("queued", st["queued"]), ("dropped", st["dropped"])]

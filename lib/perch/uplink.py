@@ -465,7 +465,9 @@ class Uplink:
             raise UplinkError("not connected")
         try:
             w.write(pkt)
-            await asyncio.wait_for_ms(w.drain(), self.timeout_ms)
+            # write() already sent it unless the socket buffer was full: only then wait
+            if getattr(w, "out_buf", True):
+                await asyncio.wait_for_ms(w.drain(), self.timeout_ms)
         except asyncio.TimeoutError:
             self._die(UplinkError("send timed out"))
             raise UplinkError("send timed out")
