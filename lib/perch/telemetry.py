@@ -13,7 +13,7 @@ from micropython import const
 from perch import hw, lineproto, log, sensors
 from perch.config import ConfigError, check
 from perch.outbox import Outbox
-from perch.uplink import Uplink, UplinkError, parse_url, public_url
+from perch.uplink import Uplink, UplinkError, public_url
 
 # time.time_ns() counts from the port's epoch: 1970 on Unix, 2000 on the ESP32
 _EPOCH_NS = 946684800 * 1000000000 if time.gmtime(0)[0] == 2000 else 0
@@ -66,20 +66,13 @@ class Telemetry:
         self._cmd_ev = asyncio.Event()
         self._logq = []
         self._log_ev = asyncio.Event()
-        url = cfg["mqtt.url"]
+        self._url = url = cfg["mqtt.url"]
         if url:
             try:
-                parse_url(url)
-                self.up = Uplink(url, did, cfg["mqtt.keepalive_s"], cfg["mqtt.timeout_s"] * 1000,
-                                 cfg["mqtt.backoff_max_s"] * 1000, cfg["mqtt.ca"],
-                                 "devices/%s/status" % did)
+                self._start_uplink(url)
             except UplinkError as e:
                 self.config_error = "mqtt.url: %s" % e
                 _log.error("bad broker URL", error=str(e))
-        if self.up:
-            self.up.subscribe(self.cmd_topic, self._on_cmd)
-            if cfg["log.forward"]:
-                log.forwarders.append(self._on_log)
 
     # -- status -------------------------------------------------------------------------
     def status(self):
@@ -100,9 +93,13 @@ class Telemetry:
             t0 = time.ticks_ms()
             await self.sample_once()
             up = _station_up()
-            if up and not was_up and not clock_synced():
-                asyncio.create_task(_ntp_sync())
+            if up and not was_up:
+                if self.up:
+                    self.up.kick()  # the network is back: no need to sit out the backoff
+                if not clock_synced():
+                    asyncio.create_task(_ntp_sync())
             was_up = up
+            self._follow_config()
             # re-read each round: the `set` command changes it without a reboot
             period = self.interval_s * 1000
             left = period - time.ticks_diff(time.ticks_ms(), t0)
@@ -133,6 +130,47 @@ class Telemetry:
         self._put(lineproto.encode("device", self.tags, fields, now_ns() if synced else None,
                                    _DEVICE_TYPES))
         self.samples += 1
+
+    def _follow_config(self):
+        # the settings page or PATCH /api/config changed the broker: follow it, no reboot
+        url = self.ctx.cfg["mqtt.url"]
+        if url == self._url:
+            return
+        self._url = url
+        if not url:
+            return  # keeps the old connection until reboot; nothing sensible to switch to
+        try:
+            if self.up:
+                self.up.retarget(url)
+            else:
+                self._start_uplink(url)
+                self.start_tasks()
+            self.config_error = None
+            _log.info("broker changed", url=public_url(url))
+        except UplinkError as e:
+            self.config_error = "mqtt.url: %s" % e
+            _log.error("bad broker URL", error=str(e))
+
+    def _start_uplink(self, url):
+        cfg = self.ctx.cfg
+        did = self.ctx.device_id
+        self.up = Uplink(url, did, cfg["mqtt.keepalive_s"], cfg["mqtt.timeout_s"] * 1000,
+                         cfg["mqtt.backoff_max_s"] * 1000, cfg["mqtt.ca"],
+                         "devices/%s/status" % did)
+        self.up.subscribe(self.cmd_topic, self._on_cmd)
+        if cfg["log.forward"]:
+            log.forwarders.append(self._on_log)
+        self.ctx.health["mqtt"] = lambda: self.up is not None and self.up.connected
+
+    def start_tasks(self):
+        up = self.up
+        if up is None:
+            return
+        asyncio.create_task(up.run())
+        asyncio.create_task(self.pump())
+        asyncio.create_task(self.command_loop())
+        if self.ctx.cfg["log.forward"]:
+            asyncio.create_task(self.log_loop())
 
     def _put(self, line):
         if not self.up:
@@ -326,16 +364,10 @@ def setup(ctx):
     ctx.telemetry = t
     ctx.status["mqtt"] = t.status
     if t.up:
-        # OTA confirmation waits for MQTT when a broker is configured
-        ctx.health["mqtt"] = lambda: t.up.connected
+        # OTA confirmation waits for MQTT when a broker is configured (see _start_uplink)
         _log.info("broker", url=public_url(ctx.cfg["mqtt.url"]), sensors=len(t.drivers))
     ctx.commands["reboot"] = t.cmd_reboot
     ctx.commands["set"] = t.cmd_set
     asyncio.create_task(t.sample_loop())
-    if t.up:
-        asyncio.create_task(t.up.run())
-        asyncio.create_task(t.pump())
-        asyncio.create_task(t.command_loop())
-        if ctx.cfg["log.forward"]:
-            asyncio.create_task(t.log_loop())
+    t.start_tasks()
     return t

@@ -12,19 +12,13 @@ import errno
 import random
 import socket
 import ssl
-import sys
 import time
 
 from micropython import const
 
-# umqtt.simple imports ussl for TLS; the ESP32 and Unix ports only have ssl now.
-if "ussl" not in sys.modules:
-    sys.modules["ussl"] = ssl
-
-import umqtt.simple as _simple  # noqa: E402
-from umqtt.simple import MQTTClient  # noqa: E402
-
-from perch import dnsquery, log  # noqa: E402
+from perch import dnsquery, log
+from perch.brokerurl import UplinkError, parse_url, public_url
+from perch.mqttwire import Client, as_bytes, varlen
 
 _BACKOFF_MIN_MS = const(1000)
 _RETRIES = const(3)  # PUBACK waits (first send + DUP resends) before the link is declared dead
@@ -40,77 +34,6 @@ _CONNACK = {
 }
 
 _log = log.Logger("mqtt")
-
-
-class UplinkError(Exception):
-    pass
-
-
-def _unquote(s):
-    # %XX escapes, so that a user name may carry ':' or '@'
-    if "%" not in s:
-        return s
-    out = bytearray()
-    i = 0
-    b = s.encode()
-    while i < len(b):
-        if b[i] == 37 and i + 2 < len(b):
-            out.append(int(b[i + 1:i + 3], 16))
-            i += 3
-        else:
-            out.append(b[i])
-            i += 1
-    return out.decode()
-
-
-def parse_url(url):
-    """mqtt[s]://[user[:password]@]host[:port] -> dict; UplinkError names what is wrong."""
-    if not isinstance(url, str):
-        raise UplinkError("mqtt.url must be a string")
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("mqtt", "mqtts"):
-        raise UplinkError("mqtt.url must start with mqtt:// or mqtts://")
-    rest = rest.split("/", 1)[0]
-    cred, at, hostport = rest.rpartition("@")
-    user = password = None
-    if at:
-        # the password follows the last colon: RabbitMQ users may be "vhost:user"
-        u, colon, p = cred.rpartition(":")
-        if colon:
-            user, password = _unquote(u), _unquote(p)
-        else:
-            user = _unquote(cred)
-        if not user:
-            raise UplinkError("mqtt.url has an empty user name")
-    tls = scheme == "mqtts"
-    ps = ""
-    if hostport.startswith("["):
-        host, _, tail = hostport[1:].partition("]")
-        if tail.startswith(":"):
-            ps = tail[1:]
-    else:
-        host, _, ps = hostport.partition(":")
-    if not host:
-        raise UplinkError("mqtt.url has no host")
-    try:
-        port = int(ps) if ps else (8883 if tls else 1883)
-    except ValueError:
-        raise UplinkError("mqtt.url port %r is not a number" % ps)
-    if not 0 < port < 65536:
-        raise UplinkError("mqtt.url port %d is out of range" % port)
-    return {"host": host, "port": port, "user": user, "password": password, "tls": tls}
-
-
-def public_url(url):
-    """The broker URL without its password, for status pages and logs."""
-    try:
-        u = parse_url(url)
-    except UplinkError:
-        return None
-    who = ""
-    if u["user"] is not None:
-        who = u["user"] + ("@" if u["password"] is None else ":***@")
-    return "%s://%s%s:%d" % ("mqtts" if u["tls"] else "mqtt", who, u["host"], u["port"])
 
 
 def describe(e):
@@ -151,142 +74,12 @@ def _why(e):
     return name or str(code)
 
 
-class _Short(Exception):
-    # umqtt asked for bytes the wire does not hold yet: the packet it was building is done
-    pass
-
-
-class _Wire:
-    """Stands in for umqtt.simple's socket: collects what it writes, feeds what it reads."""
-
-    def __init__(self):
-        self.out = bytearray()
-        self.rx = b""
-        self.pos = 0
-
-    def write(self, buf, n=-1):
-        if isinstance(buf, str):
-            buf = buf.encode()
-        if n >= 0:
-            buf = memoryview(buf)[:n]
-        self.out.extend(buf)
-        return len(buf)
-
-    def read(self, n):
-        p = self.pos
-        if p + n > len(self.rx):
-            raise _Short()
-        self.pos = p + n
-        return self.rx[p:p + n]
-
-    def feed(self, pkt):
-        self.rx = pkt
-        self.pos = 0
-
-    def take(self):
-        out = self.out
-        self.out = bytearray()
-        return out
-
-    def setblocking(self, flag):
-        pass
-
-    def connect(self, addr):
-        pass
-
-    def close(self):
-        pass
-
-
-class _SockModule:
-    # What umqtt.simple's connect() sees as its `socket` module while it builds CONNECT.
-    def __init__(self, wire):
-        self.wire = wire
-
-    def socket(self, *args):
-        return self.wire
-
-    def getaddrinfo(self, host, port, *args):
-        return ((0, 0, 0, "", (host, port)),)
-
-
-class _Client(MQTTClient):
-    """umqtt.simple's packet encoders and PUBLISH parser, writing into a _Wire."""
-
-    def __init__(self, client_id, user, password, keepalive):
-        # umqtt counts len() of what it is given: hand it bytes, not str
-        super().__init__(_b(client_id), "wire", 1883, _b(user), _b(password), keepalive)
-        self.wire = _Wire()
-        self.sock = self.wire
-        self._mod = _SockModule(self.wire)
-
-    def _next_pid(self):
-        # umqtt counts up forever; MQTT ids are 1..65535 and 0 is invalid
-        if self.pid >= 65535:
-            self.pid = 0
-
-    def connect_packet(self):
-        w = self.wire
-        w.take()
-        w.feed(b"")
-        # umqtt's connect() opens its own socket through its module global `socket`; for
-        # this synchronous call that is the wire (no await in between, so no other task
-        # can see the swap)
-        g = _simple.__dict__
-        saved = g["socket"]
-        g["socket"] = self._mod
-        try:
-            MQTTClient.connect(self, True)
-        except _Short:
-            pass  # it wrote CONNECT and now waits for CONNACK: that wait is ours
-        finally:
-            g["socket"] = saved
-            self.sock = w
-        return w.take()
-
-    def publish_packet(self, topic, msg, retain, qos):
-        w = self.wire
-        w.feed(b"")
-        self._next_pid()
-        try:
-            MQTTClient.publish(self, topic, msg, retain, qos)
-        except _Short:
-            pass  # QoS 1: waiting for PUBACK, which the reader task sees
-        return w.take(), self.pid
-
-    def subscribe_packet(self, topic, qos):
-        w = self.wire
-        w.feed(b"")
-        self._next_pid()
-        try:
-            MQTTClient.subscribe(self, topic, qos)
-        except _Short:
-            pass
-        return w.take()
-
-    def incoming_publish(self, pkt):
-        """Parse one whole PUBLISH with umqtt; returns the PUBACK to send (or empty)."""
-        w = self.wire
-        w.feed(pkt)
-        w.take()
-        self.wait_msg()
-        return w.take()
-
-
-def _b(s):
-    return s.encode() if isinstance(s, str) else s
-
-
 class Uplink:
     """One broker connection, kept up by run(); publish() is safe to call from any task."""
 
     def __init__(self, url, client_id, keepalive_s=60, timeout_ms=10000,
                  backoff_max_ms=60000, ca=None, status_topic=None):
-        u = parse_url(url)
-        self.url = public_url(url)
-        self.host = u["host"]
-        self.port = u["port"]
-        self.tls = u["tls"]
+        self.client_id = client_id
         self.ca = ca
         self.keepalive_s = keepalive_s
         self.timeout_ms = timeout_ms
@@ -297,10 +90,8 @@ class Uplink:
         self.attempts = 0
         self.connects = 0
         self.last_backoff_ms = 0
-        self._c = _Client(client_id, u["user"], u["password"], keepalive_s)
-        if status_topic:
-            self._c.set_last_will(_b(status_topic), b"offline", True, 1)
-        self._c.set_callback(self._on_publish)
+        self._kick = asyncio.Event()
+        self._target(url)
         self._subs = {}  # topic bytes -> handler(topic, msg)
         self._on_up = []  # async callables run after each (re)connect
         self._stream = None
@@ -314,14 +105,35 @@ class Uplink:
         self._last_rx = 0
         self._reader_task = None
 
+    def _target(self, url):
+        u = parse_url(url)
+        self.url = public_url(url)
+        self.host = u["host"]
+        self.port = u["port"]
+        self.tls = u["tls"]
+        self._c = Client(self.client_id, u["user"], u["password"], self.keepalive_s)
+        if self.status_topic:
+            self._c.set_last_will(as_bytes(self.status_topic), b"offline", True, 1)
+        self._c.set_callback(self._on_publish)
+
     # -- public ---------------------------------------------------------------------------
+    def retarget(self, url):
+        """Use another broker (the settings page changed mqtt.url): reconnect now."""
+        self._target(url)  # UplinkError for a bad URL leaves the old target in place
+        self._die(UplinkError("broker changed"))
+        self.kick()
+
+    def kick(self):
+        """Cut a backoff wait short, e.g. when the station link just came up."""
+        self._kick.set()
+
     @property
     def connected(self):
         return self.state == "connected"
 
     def subscribe(self, topic, handler):
         """Deliver messages on topic (exact match) to handler(topic, msg); kept on reconnect."""
-        self._subs[_b(topic)] = handler
+        self._subs[as_bytes(topic)] = handler
 
     def on_connect(self, fn):
         self._on_up.append(fn)
@@ -340,7 +152,7 @@ class Uplink:
         async with self._lock:
             if not self.connected:
                 raise UplinkError("not connected")
-            pkt, pid = self._c.publish_packet(_b(topic), _b(msg), retain, qos)
+            pkt, pid = self._c.publish_packet(as_bytes(topic), as_bytes(msg), retain, qos)
             if qos == 0:
                 await self._send(pkt)
                 return
@@ -509,7 +321,7 @@ class Uplink:
             self._connack = body[1]
             self._ack_ev.set()
         elif kind == 0x30:  # PUBLISH: umqtt parses it and calls _on_publish
-            hdr = _varlen(op, len(body))
+            hdr = varlen(op, len(body))
             ack = self._c.incoming_publish(hdr + body)
             if ack and self._stream:
                 # a 4-byte PUBACK; write() sends it now or queues it for the next drain
@@ -565,17 +377,11 @@ class Uplink:
         d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
         self.last_backoff_ms = d
         self.state = "backoff"
-        await asyncio.sleep_ms(d)
-
-
-def _varlen(op, n):
-    out = bytearray((op,))
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return out
+        self._kick.clear()
+        try:
+            await asyncio.wait_for_ms(self._kick.wait(), d)
+        except asyncio.TimeoutError:
+            pass
 
 
 def _ca_certs(path):
