@@ -77,12 +77,24 @@ def test_readings_are_line_protocol_with_tags_types_timestamps(board, tmp_path, 
 
 def test_read_error_is_logged_and_skipped(board, tmp_path, live_broker):
     b = mqtt_board(board, tmp_path, live_broker.url(live_broker.user, live_broker.password),
-                   sensors=("sim", {"driver": "dht22", "pin": 4}, {"driver": "nosuch"}))
+                   sensors=("sim", {"driver": "dht22", "pin": 4}, {"driver": "nosuch"}),
+                   start=False, PERCH_LOG_FORWARD="1")
     world = json.loads(b.world.read_text())
-    world["sensors"]["fail"] = ["dht22"]
+    world["sensors"]["fail"] = ["dht22"]  # a loose wire: the DHT22 never answers
     b.world.write_text(json.dumps(world))
-    st = wait_status(b, lambda s: s["mqtt"]["sent"] >= 6, what="readings sent")
-    assert st["mqtt"]["sensor_errors"] >= 1
+    b.start()
+    did = b.status()["device_id"]
+    logs = Sub(live_broker, ["devices/%s/log" % did])
+    try:
+        st = wait_status(b, lambda s: s["mqtt"]["sent"] >= 6 and s["mqtt"]["sensor_errors"],
+                         what="readings sent and a failed read")
+        # WARNING lines are forwarded to devices/<id>/log (log.forward)
+        logs.wait(lambda m: [x for x in m if b"sensor read failed" in x[1]],
+                  what="forwarded warning")
+    finally:
+        logs.close()
+    sims = [x for x in b.log().splitlines() if "reading" in x]
+    assert st["mqtt"]["state"] == "connected" and not sims
     log = b.log()
     failed = [ln for ln in log.splitlines() if "sensor read failed" in ln]
     assert failed and "sensor=dht22" in failed[0] and "ETIMEDOUT" in failed[0]
@@ -183,9 +195,9 @@ def test_overflow_drops_exactly_the_oldest(board, tmp_path, live_broker):
         br.stop()
         time.sleep(10)
         br.start()
-        st = wait_status(b, lambda s: s["mqtt"]["state"] == "connected"
-                         and s["mqtt"]["queued"] == 0 and s["mqtt"]["dropped"] > 0,
-                         timeout=40, what="reconnected and drained")
+        wait_status(b, lambda s: s["mqtt"]["state"] == "connected"
+                    and s["mqtt"]["queued"] == 0 and s["mqtt"]["dropped"] > 0,
+                    timeout=40, what="reconnected and drained")
         time.sleep(1.5)
         m = b.status()["mqtt"]
         # every line made (one sim + one device line per round) is sent, queued or dropped
