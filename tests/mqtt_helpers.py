@@ -69,6 +69,8 @@ def mqtt_board(board, tmp_path, url, sensors=("sim",), interval=1, heap="512k", 
     e = {"PERCH_MQTT_URL": url, "PERCH_TELEMETRY_INTERVAL_S": str(interval),
          "PERCH_TELEMETRY_SENSORS": json.dumps(list(sensors)),
          "PERCH_MQTT_BACKOFF_MAX_S": "4", "PERCH_MQTT_TIMEOUT_S": "3"}
+    if not url:
+        del e["PERCH_MQTT_URL"]  # no broker; an env override would also pin it
     e.update({k: str(v) for k, v in env.items()})
     cfg = {"wifi": {"networks": [{"ssid": LAB["ssid"], "password": LAB["password"]}]}}
     return board(world=world, env=e, config=cfg, heap=heap, start=start)

@@ -337,3 +337,20 @@ def test_commands_valid_unknown_malformed(board, tmp_path, live_broker):
         pub.loop_stop()
         pub.disconnect()
         sub.close()
+
+
+def test_no_broker_then_broker_set_at_runtime(board, tmp_path, live_broker):
+    br = live_broker
+    b = mqtt_board(board, tmp_path, "")
+    st = wait_status(b, lambda s: s["mqtt"]["queued"] >= 2, what="readings kept")
+    assert st["mqtt"]["state"] == "disabled" and st["mqtt"]["broker"] is None
+    assert "reading line=" in b.log()  # no broker: readings are logged
+    r = b.patch("/api/config", json={"mqtt": {"url": br.url(br.user, br.password)}})
+    assert r.status_code == 200, r.text
+    st = wait_status(b, lambda s: s["mqtt"]["state"] == "connected"
+                     and s["mqtt"]["queued"] == 0, what="connected without a reboot")
+    assert st["mqtt"]["sent"] >= 2  # what was kept went out
+    r = b.patch("/api/config", json={"mqtt": {"url": "mqtt://127.0.0.1:1"}})
+    st = wait_status(b, lambda s: s["mqtt"]["last_error"] == "connection refused",
+                     what="switched to the new broker")
+    assert st["mqtt"]["state"] != "connected"
