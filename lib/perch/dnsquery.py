@@ -72,7 +72,7 @@ def _answer(m, qid, host):
     raise DNSError("no address for %s" % host)
 
 
-async def resolve(host, timeout_ms, server=None):
+async def resolve(host, timeout_ms, server=None, port=53):
     """IPv4 address of host as a string; DNSError or asyncio.TimeoutError past the deadline."""
     if not server:
         from perch import hw  # lazily: the unit tests run without a board
@@ -82,7 +82,7 @@ async def resolve(host, timeout_ms, server=None):
         raise DNSError("no DNS server (no network?)")
     qid = random.getrandbits(16)
     q = _query(qid, host)
-    addr = socket.getaddrinfo(server, 53)[0][-1]
+    addr = socket.getaddrinfo(server, port)[0][-1]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
