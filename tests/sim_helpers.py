@@ -57,6 +57,7 @@ class _Lines:
     def __init__(self):
         self.q: queue.Queue = queue.Queue()
         self.seen: list[str] = []
+        self.claimed: set[int] = set()
 
     def pump(self, stream, tag: str) -> None:
         def loop():
@@ -67,7 +68,15 @@ class _Lines:
         threading.Thread(target=loop, daemon=True).start()
 
     def expect(self, pattern: str, timeout: float = WAIT_S) -> re.Match:
+        """First unclaimed line (seen or yet to come) matching `pattern`; claims it.
+
+        Lines from separate pipes may interleave either way, so an earlier line that did not
+        match stays available to a later expect."""
         rx = re.compile(pattern)
+        for k, line in enumerate(self.seen):
+            if k not in self.claimed and (m := rx.search(line)):
+                self.claimed.add(k)
+                return m
         end = time.monotonic() + timeout
         while True:
             left = end - time.monotonic()
@@ -80,6 +89,7 @@ class _Lines:
             self.seen.append(line)
             m = rx.search(line)
             if m:
+                self.claimed.add(len(self.seen) - 1)
                 return m
 
     def drain(self, wait: float) -> list[str]:

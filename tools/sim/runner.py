@@ -100,6 +100,7 @@ class _Supervisor:
         self.wdt_deadline: float | None = None
         self.wdt_ms = 0
         self.reset_deadline: float | None = None
+        self.halted = False
 
     def on_signal(self, signum, frame) -> None:
         self.stop = True
@@ -108,6 +109,7 @@ class _Supervisor:
         self._drain_ctl()  # feeds queued by the previous incarnation must not arm this one
         self.wdt_deadline = None
         self.reset_deadline = None
+        self.halted = False
         env = dict(self.env, PERCH_SIM_RESET_CAUSE=cause)
         cmd = [find_micropython(), "-X", f"heapsize={self.heap}", "-c", "import _board"]
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL)
@@ -162,8 +164,7 @@ class _Supervisor:
         while True:
             if self.stop:
                 return "stop"
-            rc = self.proc.poll()
-            if rc is not None:
+            if not self.halted and self.proc.poll() is not None:
                 return "exit"
             timeout = POLL_S
             now = time.monotonic()
@@ -206,11 +207,10 @@ class _Supervisor:
                 _say("board lost power (SIGKILL): powering it back on")
                 self.start(PWRON_RESET)
             else:
+                # An armed watchdog keeps running at the REPL, as on the chip, and will reset
+                # the board; otherwise it stays halted until SIGTERM.
                 _say(f"board halted at the REPL (exit code {rc}); SIGTERM stops the simulator")
-                while not self.stop:
-                    time.sleep(POLL_S)
-                _say("stopped")
-                return 0
+                self.halted = True
 
 
 def run(root, http_port=8080, dns_port=5353, heap="512k", world=None, env=None, mac=None) -> int:
