@@ -232,6 +232,7 @@ def test_default_mac_is_stable_per_root(tmp_path, sims):
     [
         (["--mac", "nothex"], "--mac"),
         (["--http-port", "eighty"], "--http-port"),
+        (["--heap", "lots"], "--heap"),
     ],
 )
 def test_bad_options_are_named(tmp_path, args, complaint):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -58,6 +59,13 @@ def _check_mac(mac: str) -> str:
     if len(mac) != 12 or any(c not in "0123456789abcdef" for c in mac):
         raise ValueError(f"--mac must be 12 hex digits, got {mac!r}")
     return mac
+
+
+def _check_heap(heap) -> str:
+    heap = str(heap)
+    if not re.fullmatch(r"[1-9][0-9]*[kKmM]?", heap):
+        raise ValueError(f"--heap must be a size like 160k or 2M, got {heap!r}")
+    return heap
 
 
 def board_pid(supervisor_pid: int) -> int | None:
@@ -223,7 +231,7 @@ def run(root, http_port=8080, dns_port=5353, heap="512k", world=None, env=None, 
     ctl.setblocking(False)
     sup = _Supervisor(
         root_path,
-        str(heap),
+        _check_heap(heap),
         board_env(root_path, http_port, dns_port, world, env, mac, ctl.getsockname()[1]),
         ctl,
     )
