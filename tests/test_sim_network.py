@@ -228,12 +228,26 @@ def test_outbound_fails_while_station_down(mp):
 
 
 def test_socket_module_is_complete(mp):
-    # the shadow re-exports the built-in module; usocket stays the built-in
+    # the shadow re-exports every name of the built-in module
     assert mp.ev("'board' in socket.__file__")
-    assert mp.ev("socket.socket is __import__('usocket').socket")
-    names = mp.ev("[n for n in dir(__import__('usocket')) if not n.startswith('_')]")
+    assert mp.ev("type(socket._real).__name__") == "module"
+    assert mp.ev("socket._real is not socket")
+    names = mp.ev("[n for n in dir(socket._real) if not n.startswith('_')]")
+    assert "socket" in names and "getaddrinfo" in names
     missing = mp.ev(f"[n for n in {names!r} if not hasattr(socket, n)]")
     assert missing == []
+    assert mp.ev("socket.socket is socket._real.socket")
+
+
+def test_usocket_users_are_gated_too(mp):
+    # umqtt.simple does `import usocket as socket`
+    mp.ex("import usocket")
+    assert mp.ev("usocket.socket is socket._real.socket")
+    with pytest.raises(MPError) as e:
+        mp.ev("usocket.getaddrinfo('127.0.0.1', 1883)")
+    assert e.value.msg == "-2"
+    assert connect(mp, "home", "secret123")[1] == STAT_GOT_IP
+    assert mp.ev("len(usocket.getaddrinfo('127.0.0.1', 1883)) > 0")
 
 
 ASYNC = """
