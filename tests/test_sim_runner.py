@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from sim_helpers import RUNNER, Sim, runner
@@ -107,8 +108,11 @@ def alive(pid):
     except ProcessLookupError:
         return False
     # a zombie is dead too
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[1][0] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_boot_then_main_share_globals(tmp_path, sims):
@@ -256,3 +260,15 @@ def test_missing_root_is_refused(tmp_path):
     )
     assert r.returncode == 2
     assert "not a directory" in r.stderr
+
+
+def test_board_dies_with_a_killed_supervisor(tmp_path, sims):
+    sim = sims(make_root(tmp_path / "r", "idle"))
+    boot_line(sim, 0)
+    pid = sim.board_pid()
+    sim.p.kill()
+    sim.p.wait()
+    end = time.monotonic() + 20
+    while alive(pid) and time.monotonic() < end:
+        time.sleep(0.02)
+    assert not alive(pid)

@@ -25,6 +25,7 @@ EXIT_RESET = 75  # machine.reset(): EX_TEMPFAIL, unlikely to come from anything 
 STOP_GRACE_S = 5.0
 RESET_GRACE_S = 2.0
 POLL_S = 0.05
+PR_SET_PDEATHSIG = 1
 
 # machine.reset_cause() values of the ESP32 port
 PWRON_RESET = "PWRON_RESET"
@@ -35,6 +36,17 @@ WDT_RESET = "WDT_RESET"
 def _say(msg: str) -> None:
     # stdout belongs to the board's log stream; supervisor notes go to stderr
     print(f"[sim] {msg}", file=sys.stderr, flush=True)
+
+
+def _die_with_parent() -> None:
+    # A supervisor killed outright takes the board with it, like pulling the board's power;
+    # otherwise an orphaned board would keep its ports.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the process group still lets a caller stop both
 
 
 def find_micropython() -> str:
@@ -120,7 +132,9 @@ class _Supervisor:
         self.halted = False
         env = dict(self.env, PERCH_SIM_RESET_CAUSE=cause)
         cmd = [find_micropython(), "-X", f"heapsize={self.heap}", "-c", "import _board"]
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         _say(f"board started pid={self.proc.pid} cause={cause}")
 
     def _drain_ctl(self) -> None:
