@@ -3,6 +3,10 @@
 It plays the part of the chip's power and reset circuitry: `machine.reset()` (exit code 75)
 and a power cut (SIGKILL of the board process) restart the board on the same root, a watchdog
 that is not fed kills and restarts it, any other exit leaves it "at the REPL" until SIGTERM.
+
+Control datagrams from the board to 127.0.0.1:$PERCH_SIM_CTL (machine.py sends them):
+`wdt <ms>` arms the watchdog, `feed` re-arms it, `reset` announces machine.reset() so that a
+reset swallowed by device code (a bare except catching SystemExit) is still carried out.
 """
 
 from __future__ import annotations
