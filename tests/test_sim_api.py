@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ast
 import json
-import sys
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -39,11 +39,11 @@ print(json.dumps(out))
 
 
 def find_stub(module: str) -> Path:
-    for entry in sys.path:
-        p = Path(entry) / f"{module}.pyi"
-        if p.is_file():
-            return p
-    raise AssertionError(f"{module}.pyi of micropython-esp32-esp32-generic-stubs not installed")
+    dist = metadata.distribution("micropython-esp32-esp32-generic-stubs")
+    for f in dist.files or ():
+        if f.as_posix() == f"{module}.pyi":
+            return Path(f.locate())
+    raise AssertionError(f"{module}.pyi not in micropython-esp32-esp32-generic-stubs")
 
 
 def _names(body: list[ast.stmt]) -> dict[str, ast.ClassDef | None]:
