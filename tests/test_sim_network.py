@@ -239,6 +239,14 @@ def test_socket_module_is_complete(mp):
     assert mp.ev("socket.socket is socket._real.socket")
 
 
+def test_socket_reimport_still_finds_builtin(mp):
+    # once the shim owns the u-name, a fresh import must find the built-in by hiding itself
+    mp.ex("import sys; del sys.modules['socket']; import socket as s2")
+    assert mp.ev("s2 is not socket and not hasattr(s2._real, '__file__')")
+    assert mp.ev("s2.socket is socket._real.socket")
+    assert mp.ev("'board' in s2.__file__")
+
+
 def test_usocket_users_are_gated_too(mp):
     # umqtt.simple does `import usocket as socket`
     mp.ex("import usocket")

@@ -8,7 +8,7 @@ def _real_socket():
     try:
         import usocket  # the built-in, unless this module already took over the u-name
 
-        if usocket is not sys.modules.get(__name__):
+        if not hasattr(usocket, "__file__"):  # built-in modules have no file
             return usocket
     except ImportError:
         pass
