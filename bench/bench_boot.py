@@ -9,6 +9,7 @@ import threading
 import time
 
 import requests
+
 from conftest import MICROPYTHON, free_port
 
 HEAP = "512k"

@@ -17,9 +17,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(BENCH), str(REPO / "tests"), str(REPO / "tools")]
 
-from conftest import Board, write_world  # noqa: E402
-
 import build  # noqa: E402
+from conftest import Board, write_world  # noqa: E402
 
 
 class Bench:

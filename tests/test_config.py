@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+
 from conftest import MICROPYTHON, REPO, deps
 
 PRELUDE = "import json\nfrom perch.config import Config, ConfigError\n"
