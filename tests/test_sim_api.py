@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+
 from sim_helpers import BOARD, board_env, run_mp
 
 MODULES = ("network", "machine", "esp32")

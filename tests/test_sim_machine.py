@@ -6,6 +6,7 @@ import shutil
 import socket
 
 import pytest
+
 from sim_helpers import BOARD, MPError, Shell, board_env, run_mp, write_world
 
 # ESP32 port values

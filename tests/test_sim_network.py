@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from sim_helpers import MPError, Shell, board_env, write_world
 
 # ESP32 port values

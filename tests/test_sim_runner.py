@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+
 from sim_helpers import RUNNER, Sim, runner
 
 BOOT_PY = """
