@@ -47,8 +47,8 @@ if act == 'reset':
 elif act == 'wdt':
     machine.WDT(timeout=300).feed()
 elif act == 'feed':
-    w = machine.WDT(timeout=2000)
-    for i in range(60):
+    w = machine.WDT(timeout=3000)
+    for i in range(90):  # 4.5 s: longer than the timeout, fed well inside it
         w.feed()
         time.sleep_ms(50)
     print('FED')
