@@ -10,7 +10,7 @@ import time
 
 from micropython import const
 
-from perch import hw, lineproto, log, sensors
+from perch import hw, lineproto, log, sensors, sntp
 from perch.config import ConfigError, check
 from perch.outbox import Outbox
 from perch.uplink import Uplink, UplinkError, public_url
@@ -19,7 +19,6 @@ from perch.uplink import Uplink, UplinkError, public_url
 _EPOCH_NS = 946684800 * 1000000000 if time.gmtime(0)[0] == 2000 else 0
 # plain ints: both exceed the ESP32 small-int range that const() folds
 _SYNCED_AFTER_S = 1577836800  # 2020-01-01: a clock before that was never set
-_NTP_DELTA = 2208988800  # 1900 -> 1970
 _LOG_QUEUE = const(8)
 
 _log = log.Logger("telemetry")
@@ -97,7 +96,7 @@ class Telemetry:
                 if self.up:
                     self.up.kick()  # the network is back: no need to sit out the backoff
                 if not clock_synced():
-                    asyncio.create_task(_ntp_sync())
+                    asyncio.create_task(sntp.sync())
             was_up = up
             self._follow_config()
             # re-read each round: the `set` command changes it without a reboot
@@ -321,42 +320,6 @@ def _rssi():
         return int(w.status("rssi")) if w.isconnected() else None
     except Exception:
         return None
-
-
-async def _ntp_sync(host="pool.ntp.org", timeout_ms=5000):
-    # SNTP over a non-blocking socket: ntptime.settime() would block the loop for seconds
-    import socket
-    import struct
-
-    from perch import dnsquery
-
-    try:
-        ip = host if dnsquery.is_ip(host) else await dnsquery.resolve(host, timeout_ms)
-        addr = socket.getaddrinfo(ip, 123)[0][-1]
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.setblocking(False)
-            q = bytearray(48)
-            q[0] = 0x1B  # LI 0, version 3, client
-            s.sendto(q, addr)
-            t0 = time.ticks_ms()
-            while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-                try:
-                    m = s.recv(48)
-                except OSError:
-                    m = None
-                if m and len(m) >= 48:
-                    secs = struct.unpack("!I", m[40:44])[0] - _NTP_DELTA
-                    hw.set_rtc(time.gmtime(secs - _EPOCH_NS // 1000000000))
-                    _log.info("clock set by NTP", server=host)
-                    return True
-                await asyncio.sleep_ms(20)
-        finally:
-            s.close()
-        _log.warning("NTP: no answer", server=host)
-    except Exception as e:
-        _log.warning("NTP failed", server=host, error=str(e))
-    return False
 
 
 def setup(ctx):
