@@ -10,7 +10,7 @@ import time
 
 from micropython import const
 
-from perch import hw, lineproto, log, sensors, sntp
+from perch import hw, lineproto, log, sensors
 from perch.config import ConfigError, check
 from perch.outbox import Outbox
 from perch.uplink import Uplink, UplinkError, public_url
@@ -96,6 +96,8 @@ class Telemetry:
                 if self.up:
                     self.up.kick()  # the network is back: no need to sit out the backoff
                 if not clock_synced():
+                    from perch import sntp  # only a board without a set clock needs it
+
                     asyncio.create_task(sntp.sync())
             was_up = up
             self._follow_config()

@@ -16,7 +16,7 @@ import time
 
 from micropython import const
 
-from perch import dnsquery, log
+from perch import log
 from perch.brokerurl import UplinkError, parse_url, public_url
 from perch.mqttwire import Client, as_bytes, varlen
 
@@ -192,6 +192,9 @@ class Uplink:
 
     # -- connection ---------------------------------------------------------------------
     async def _resolve(self):
+        # imported here: most brokers are IP literals, and RAM is short (SPEC §9)
+        from perch import dnsquery
+
         h = self.host
         if h == "localhost" or dnsquery.is_ip(h):
             # no query on the wire, getaddrinfo answers at once
