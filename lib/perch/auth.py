@@ -25,18 +25,27 @@ def _hex(b):
     return binascii.hexlify(b).decode()
 
 
-async def _digest(pw, salt, n):
-    h = b""
-    tail = salt + pw
-    i = 0
-    while i < n:
+def _rounds(h, tail, n):
+    for _ in range(n):
         s = hashlib.sha256(h)
         s.update(tail)
         h = s.digest()
-        i += 1
-        if i % _SLICE == 0:
-            await asyncio.sleep_ms(0)
     return h
+
+
+async def _digest(pw, salt, n):
+    h = b""
+    tail = salt + pw
+    while n > 0:
+        k = _SLICE if n > _SLICE else n
+        h = _rounds(h, tail, k)
+        n -= k
+        await asyncio.sleep_ms(0)
+    return h
+
+
+def _format(salt, n, h):
+    return "sha256$%d$%s$%s" % (n, _hex(salt), _hex(h))
 
 
 async def hash_password(pw, iterations=_ITER):
@@ -44,8 +53,15 @@ async def hash_password(pw, iterations=_ITER):
     if isinstance(pw, str):
         pw = pw.encode()
     salt = os.urandom(_SALT)
-    h = await _digest(pw, salt, iterations)
-    return "sha256$%d$%s$%s" % (iterations, _hex(salt), _hex(h))
+    return _format(salt, iterations, await _digest(pw, salt, iterations))
+
+
+def hash_password_now(pw, iterations=_ITER):
+    # Blocking variant for the rare synchronous path (config writes).
+    if isinstance(pw, str):
+        pw = pw.encode()
+    salt = os.urandom(_SALT)
+    return _format(salt, iterations, _rounds(b"", salt + pw, iterations))
 
 
 def _same(a, b):
@@ -178,18 +194,221 @@ def cross_site(method, headers, own):
     return False
 
 
-async def authenticate(guard, stored, req):
-    """'ok', 'locked' or 'denied' for a request, from its cookie or Basic header."""
-    tok = req.cookies.get(COOKIE)
-    if tok and guard.valid_session(tok):
-        return "ok"
-    pw = _basic(req.headers.get("Authorization"))
-    if pw is None:
+# --- the web side: hook on every route, login page, config write hook --------
+
+AP_IP = "192.168.4.1"
+_OPEN = ("/login", "/style.css")
+
+
+def own_host(ctx, hostport):
+    """True when a Host/Origin value names this device (any of its addresses)."""
+    if not hostport:
+        return False
+    h = hostport.lower()
+    if h.startswith("["):
+        return False
+    h = h.partition(":")[0]
+    if h in ("127.0.0.1", "localhost", AP_IP, ctx.device_id, ctx.device_id + ".local"):
+        return True
+    w = getattr(ctx, "wifi", None)
+    return w is not None and h == w.station_ip()
+
+
+def _safe_next(path):
+    # Only same-site paths: "//evil" or "http://" would make an open redirect.
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+class Web:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.guard = Guard()
+        self._quick = None  # (stored hash, fast digest) of the last good Basic password
+        self._pending = {}  # plaintext -> hash computed ahead of a config write
+        self._log = None
+
+    def stored(self):
+        return self.ctx.cfg["admin.password"]
+
+    def required(self):
+        return bool(self.stored())
+
+    async def check(self, pw):
+        stored = self.stored()
+        if isinstance(pw, str):
+            pw = pw.encode()
+        q = self._quick
+        if q is not None and q[0] == stored:
+            s = hashlib.sha256(q[2])
+            s.update(pw)
+            if _same(s.digest(), q[1]):
+                return True
+        ok = await check_password(pw, stored)
+        if ok:
+            pepper = os.urandom(8)
+            s = hashlib.sha256(pepper)
+            s.update(pw)
+            self._quick = (stored, s.digest(), pepper)
+        return ok
+
+    async def authenticate(self, req):
+        tok = req.cookies.get(COOKIE)
+        if tok and self.guard.valid_session(tok):
+            return "ok"
+        pw = _basic(req.headers.get("Authorization"))
+        if pw is None:
+            return "denied"
+        if self.guard.lock_left_s():
+            return "locked"
+        if await self.check(pw):
+            self.guard.succeeded()
+            return "ok"
+        self.guard.failed()
+        self._log.warning("bad Basic credentials", fails=self.guard.fails)
         return "denied"
-    if guard.lock_left_s():
-        return "locked"
-    if await check_password(pw, stored):
-        guard.succeeded()
-        return "ok"
-    guard.failed()
-    return "denied"
+
+    def hash_for_config(self, pw):
+        h = self._pending.pop(pw, None)
+        self._pending = {}
+        return h or hash_password_now(pw)
+
+
+def _plain_admin_pw(doc):
+    if not isinstance(doc, dict):
+        return None
+    pw = doc.get("admin.password")
+    a = doc.get("admin")
+    if isinstance(a, dict):
+        pw = a.get("password", pw)
+    return pw if isinstance(pw, str) and not is_hash(pw) else None
+
+
+def setup(ctx):
+    import json
+
+    from microdot import Response
+
+    from perch import config, log, pages
+
+    lg = log.Logger("auth")
+    web = Web(ctx)
+    web._log = lg
+    ctx.auth = web
+    app = ctx.web
+
+    # Every write of admin.password (settings page, PATCH /api/config, env) stores a hash.
+    plain_update = ctx.cfg.update
+
+    def update(changes, save=True):
+        flat = config.flatten(changes)
+        pw = flat.get("admin.password")
+        if isinstance(pw, str) and not is_hash(pw):
+            config.check("admin.password", pw)
+            flat["admin.password"] = web.hash_for_config(pw)
+            web.guard.clear()
+            lg.info("admin password changed")
+        return plain_update(flat, save)
+
+    ctx.cfg.update = update
+    cur = ctx.cfg["admin.password"]
+    if cur and not is_hash(cur):
+        # A plaintext seed (config.json or PERCH_ADMIN_PASSWORD): hash it in RAM, and on
+        # flash too when it came from the file.
+        h = hash_password_now(cur)
+        if "admin.password" in ctx.cfg.env:
+            ctx.cfg.env["admin.password"] = h
+        else:
+            plain_update({"admin.password": h})
+
+    def deny(req, locked=False):
+        if req.path.startswith("/api/"):
+            if locked:
+                return Response({"error": "login locked for %d s after %d failed attempts"
+                                 % (web.guard.lock_left_s(), _MAX_FAILS)}, 429,
+                                {"Retry-After": str(web.guard.lock_left_s())})
+            return Response({"error": "authentication required"}, 401,
+                            {"WWW-Authenticate": 'Basic realm="perch"'})
+        nxt = req.url if req.method == "GET" else "/"
+        return Response.redirect("/login?next=" + _quote(nxt))
+
+    @app.before_request
+    async def gate(req):
+        if cross_site(req.method, req.headers, lambda h: own_host(ctx, h)):
+            lg.warning("cross-site request refused", path=req.path,
+                       origin=req.headers.get("Origin") or req.headers.get("Referer"))
+            return Response({"error": "cross-site request refused: Origin/Referer is not "
+                             "this device"}, 403)
+        if not web.required() or req.path in _OPEN:
+            return None
+        r = await web.authenticate(req)
+        if r != "ok":
+            return deny(req, r == "locked")
+        if req.method == "PATCH" and req.path == "/api/config":
+            try:
+                pw = _plain_admin_pw(json.loads(req.body or b"{}"))
+            except ValueError:
+                pw = None
+            if pw and 0 < len(pw.encode()) <= 128:
+                web._pending = {pw: await hash_password(pw)}
+        return None
+
+    def login_page(msg="", status=200, nxt="/"):
+        err = '<p class="err">%s</p>' % pages.esc(msg) if msg else ""
+        body = (
+            '<section><h2>Log in</h2>%s<form method="post" action="/login">'
+            '<input type="hidden" name="next" value="%s">'
+            '<label>Admin password<input type="password" name="password" '
+            'autocomplete="current-password" autofocus required></label>'
+            "<button>Log in</button></form></section>" % (err, pages.esc(nxt)))
+        return pages.html(pages.shell(ctx, "Log in", body), status)
+
+    @app.get("/login")
+    async def login_get(req):
+        return login_page(nxt=_safe_next(req.args.get("next")))
+
+    @app.post("/login")
+    async def login_post(req):
+        form = req.form or {}
+        nxt = _safe_next(form.get("next"))
+        if not web.required():
+            return Response.redirect(nxt, 303)
+        left = web.guard.lock_left_s()
+        if left:
+            return login_page("Too many failed attempts: login is locked for %d s." % left,
+                              429, nxt)
+        if await web.check(form.get("password") or ""):
+            web.guard.succeeded()
+            tok = web.guard.new_session()
+            lg.info("admin logged in")
+            r = Response.redirect(nxt, 303)
+            r.headers["Set-Cookie"] = ["%s=%s; Path=/; HttpOnly; SameSite=Strict" % (COOKIE, tok)]
+            return r
+        web.guard.failed()
+        lg.warning("failed login", fails=web.guard.fails)
+        left = web.guard.lock_left_s()
+        if left:
+            return login_page("Wrong password. Login is locked for %d s." % left, 429, nxt)
+        return login_page("Wrong password (%d attempts left)." % (_MAX_FAILS - web.guard.fails),
+                          401, nxt)
+
+    @app.post("/logout")
+    async def logout(req):
+        tok = req.cookies.get(COOKIE)
+        if tok:
+            web.guard.end_session(tok)
+        r = Response.redirect("/login", 303)
+        r.delete_cookie(COOKIE, path="/")
+        return r
+
+
+def _quote(s):
+    out = []
+    for ch in s.encode():
+        c = chr(ch)
+        if c.isalpha() or c.isdigit() or c in "/-_.~":
+            out.append(c)
+        else:
+            out.append("%%%02X" % ch)
+    return "".join(out)

@@ -13,7 +13,7 @@ from micropython import const
 MAX_CONNS = const(8)
 LINE_MAX = const(1024)
 HEAD_MAX = const(4096)
-BODY_MAX = const(16 * 1024)
+BODY_MAX = const(8 * 1024)
 UPLOAD_MAX = const(8 * 1024 * 1024)
 HEAD_MS = const(5000)
 READ_MS = const(10_000)
@@ -164,7 +164,7 @@ class Guard:
         self.log = log
         self.active = 0
         self.rejected = 0
-        self.redirect = None  # callable(host) -> location or None (captive portal)
+        self.redirect = None  # callable(host, peer) -> location or None (captive portal)
         self._inner = app.handle_request
         app.handle_request = self.handle
         # Our own limits apply first; microdot's global cap must admit uploads.
@@ -220,7 +220,7 @@ class Guard:
             method, path, hdrs = parse_head(head)
             check_length(method, path, hdrs)
             if self.redirect is not None:
-                loc = self.redirect(hdrs.get("host", ""))
+                loc = self.redirect(hdrs.get("host", ""), writer.get_extra_info("peername"))
                 if loc:
                     await self._reply(writer, 302, "captive portal: " + loc + "\n",
                                       "Location: %s\r\nCache-Control: no-store\r\n" % loc)
