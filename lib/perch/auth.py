@@ -222,12 +222,12 @@ def _safe_next(path):
 
 
 class Web:
-    def __init__(self, ctx):
+    def __init__(self, ctx, lg):
         self.ctx = ctx
+        self._log = lg
         self.guard = Guard()
         self._quick = None  # (stored hash, fast digest) of the last good Basic password
         self._pending = {}  # plaintext -> hash computed ahead of a config write
-        self._log = None
 
     def stored(self):
         return self.ctx.cfg["admin.password"]
@@ -293,8 +293,7 @@ def setup(ctx):
     from perch import config, log, pages
 
     lg = log.Logger("auth")
-    web = Web(ctx)
-    web._log = lg
+    web = Web(ctx, lg)
     ctx.auth = web
     app = ctx.web
 

@@ -131,7 +131,7 @@ class Server:
             s.bind(socket.getaddrinfo("0.0.0.0", self.port)[0][-1])
             s.setblocking(False)
             self._sock = s
-            self._task = asyncio.create_task(self._run())
+            self._task = asyncio.create_task(self._run(s))
             if self.log:
                 self.log.info("captive DNS up", port=self.port)
 
@@ -148,8 +148,7 @@ class Server:
     def running(self):
         return self._task is not None
 
-    async def _run(self):
-        s = self._sock
+    async def _run(self, s):
         while True:
             got = 0
             while got < _BURST:

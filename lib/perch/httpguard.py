@@ -211,10 +211,11 @@ class Guard:
     async def _serve(self, reader, writer):
         try:
             try:
-                head, rest = await asyncio.wait_for_ms(read_head(reader), HEAD_MS)
+                got = await asyncio.wait_for_ms(read_head(reader), HEAD_MS)  # type: tuple
             except asyncio.TimeoutError:
                 raise HttpError(408, "request head not received within %d ms" % HEAD_MS)
-            if head is None:
+            head, rest = got
+            if head is None or rest is None:
                 await self._close(writer)
                 return
             method, path, hdrs = parse_head(head)

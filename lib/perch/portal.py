@@ -185,11 +185,11 @@ def setup(ctx):
             ssid = manual if manual else f.get("ssid") or ""
             if not ssid:
                 raise config.ConfigError("ssid", "pick a network or type its name")
-            e = network_entry({"ssid": ssid, "password": f.get("password") or "",
+            n = network_entry({"ssid": ssid, "password": f.get("password") or "",
                                "hidden": bool(manual)}, w)
         except config.ConfigError as e:
             return wifi_html(setup_pages.error_note(str(e)), status=400)
-        w.request_join(e["ssid"], e["password"], e["hidden"], e["priority"])
+        w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
         return Response.redirect("/wifi/result", 303)
 
     @app.get("/wifi/result")
@@ -252,15 +252,14 @@ def setup(ctx):
                 raise ValueError("body must be a JSON object")
             known = any(n["ssid"] == doc.get("ssid") for n in w.saved())
             if known and "password" not in doc:
-                e = network_entry(doc, w, need_password=False)
-                set_meta(w, e)
+                set_meta(w, network_entry(doc, w, need_password=False))
                 return {"networks": saved_public(w), "attempt": w.attempt}
-            e = network_entry(doc, w)
+            n = network_entry(doc, w)
         except config.ConfigError as e:
             return json_error(400, str(e), field=e.field)
         except ValueError as e:
             return json_error(400, "body is not a JSON object: %s" % e)
-        w.request_join(e["ssid"], e["password"], e["hidden"], e["priority"])
+        w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
         return {"networks": saved_public(w), "attempt": w.attempt}, 202
 
     @app.delete("/api/wifi/<path:ssid>")

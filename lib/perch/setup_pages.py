@@ -52,8 +52,8 @@ def chooser(scan, chosen="", note=""):
         "<label %s><input type=\"checkbox\" id=\"show\" style=\"width:auto;margin:0\">"
         "Show password</label>"
         '<button id="connect">Connect</button></form></section>'
-        % (note, esc(state), '<i id="scanning" hidden></i>' if scan["scanning"] else "", rows, manual_checked, esc(chosen) if manual_checked else "",
-           _CHECK))
+        % (note, esc(state), '<i id="scanning" hidden></i>' if scan["scanning"] else "",
+           rows, manual_checked, esc(chosen) if manual_checked else "", _CHECK))
 
 
 # Show-password toggle; while a scan runs, poll and reload the list when it lands.

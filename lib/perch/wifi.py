@@ -14,9 +14,9 @@ from micropython import const
 from perch import config, dns, hw, log
 
 try:
-    import _thread
+    from _thread import start_new_thread
 except ImportError:
-    _thread = None
+    start_new_thread = None  # type: ignore[assignment]
 
 _log = log.Logger("wifi")
 
@@ -50,7 +50,7 @@ def digest_scan(raw):
     """Scan tuples -> [{ssid, rssi, channel, security, hidden}], one per SSID
     (its strongest BSS), strongest first. Hidden (nameless) BSSs are left out:
     they are joined through the manual SSID field."""
-    best = {}
+    best = {}  # type: dict
     for t in raw:
         ssid = t[0]
         if not ssid:
@@ -199,9 +199,9 @@ class Wifi:
         self.scanning = True
         self._scan_out = None
         started = False
-        if _thread is not None:
+        if start_new_thread is not None:
             try:
-                _thread.start_new_thread(self._scan_worker, ())
+                start_new_thread(self._scan_worker, ())
                 started = True
             except (OSError, RuntimeError, MemoryError) as e:
                 _log.warning("scan thread unavailable, scanning inline", err=e)
@@ -288,8 +288,7 @@ class Wifi:
             _log.warning("join failed", ssid=n["ssid"], reason=why)
         return False
 
-    async def _run_job(self):
-        job = self._job
+    async def _run_job(self, job):
         self._job = None
         ssid = job["ssid"]
         was = self.link
@@ -345,8 +344,9 @@ class Wifi:
             await asyncio.sleep_ms(_TICK_MS)
 
     async def _step(self):
-        if self._job is not None:
-            await self._run_job()
+        job = self._job
+        if job is not None:
+            await self._run_job(job)
             return
         now = time.ticks_ms()
         if self.sta.isconnected():
