@@ -5,6 +5,7 @@ import json
 import time
 
 import requests
+from conftest import REPO, write_world
 from wifi_helpers import (
     CAFE,
     GUEST,
@@ -18,8 +19,6 @@ from wifi_helpers import (
     wait_scan,
     world,
 )
-
-from conftest import REPO, write_world
 
 SIM = REPO / "tools" / "sim" / "board"
 

@@ -154,9 +154,14 @@ def _basic(header):
     if not header or not header.startswith("Basic "):
         return None
     try:
-        raw = binascii.a2b_base64(header[6:].strip()).decode()
-    except (ValueError, UnicodeError):
+        b = binascii.a2b_base64(header[6:].strip())
+    except ValueError:
         return None
+    try:
+        raw = b.decode()
+    except UnicodeError:
+        # Clients that follow RFC 7617's old default send ISO-8859-1.
+        raw = "".join(chr(c) for c in b)
     user, sep, pw = raw.partition(":")
     if not sep or user != "admin":
         return None
