@@ -72,7 +72,8 @@ def test_malformed_requests(b):
         (b"POST /api/wifi HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
         (b"POST /api/wifi HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
          411),
-        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)) + b"\r\n\r\n", 400),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)) * 8, 400),
+        (b"\x80\x81" + bytes(range(256)) + b"\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n", 400),
     ]
     for raw, want in cases:

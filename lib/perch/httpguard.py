@@ -149,6 +149,8 @@ async def read_head(reader):
             raise HttpError(400, "connection closed inside the request head")
         start = len(buf) - 3 if len(buf) > 3 else 0
         buf += chunk
+        if buf[0] == 0x16:
+            raise HttpError(400, "this is a TLS handshake; the device serves plain http://")
         end = buf.find(b"\r\n\r\n", start)
         line_end = buf.find(b"\r\n")
         if (line_end < 0 and len(buf) > LINE_MAX) or line_end > LINE_MAX:

@@ -159,6 +159,8 @@ def setup(ctx):
     async def wizard(req):
         # "/" is the setup wizard until a network is saved, the status page after.
         if req.path == "/" and req.method in ("GET", "HEAD") and not w.saved():
+            if w.scan_at is None and not w.scanning:
+                w.request_scan()
             doc = w.scan_doc()
             r = pages.html(setup_pages.wizard_page(ctx, doc))
             if doc["scanning"] and not doc["networks"]:
@@ -200,7 +202,8 @@ def setup(ctx):
         if a["state"] == "failed":
             note = setup_pages.error_note("Could not join %s: %s." % (a["ssid"], a["reason"]))
             return wifi_html(note, a["ssid"])
-        html = setup_pages.result_page(ctx, a, w.ap_on, ctx.cfg["ap.linger_s"], admin_set())
+        html = setup_pages.result_page(ctx, a, w.ap_on, ctx.cfg["ap.linger_s"], admin_set(),
+                                       ctx.cfg["http.port"])
         r = pages.html(html)
         if a["state"] == "connecting":
             r.headers["Refresh"] = "1"

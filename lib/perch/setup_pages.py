@@ -6,6 +6,11 @@ from perch.pages import esc, shell
 _BARS = ("\u2582", "\u2584", "\u2586", "\u2588")
 _DIM = '<span style="opacity:.25">%s</span>'
 _CHECK = 'style="display:flex;gap:.5em;align-items:center"'
+# Inline SVG: emoji fonts are missing on some phones, and nothing may load from outside.
+_LOCK = ('<svg width="14" height="16" viewBox="0 0 14 16" role="img" aria-label="%s">'
+         '<title>%s</title><path d="M3 7V5a4 4 0 0 1 8 0v2" fill="none" stroke="#5b6575" '
+         'stroke-width="2"/><rect x="1" y="7" width="12" height="9" rx="2" fill="#5b6575"/>'
+         "</svg>")
 
 
 def bars(rssi):
@@ -17,8 +22,8 @@ def bars(rssi):
 
 
 def _net_row(n, chosen):
-    lock = "" if n["security"] == "open" else ' <span title="%s">\U0001f512</span>' % esc(
-        n["security"])
+    sec = esc(n["security"])
+    lock = '<span style="width:14px"></span>' if sec == "open" else _LOCK % (sec, sec)
     return (
         '<li><label><input type="radio" name="ssid" value="%s"%s>'
         '<span class="grow">%s</span>%s%s</label></li>'
@@ -41,11 +46,13 @@ def chooser(scan, chosen="", note=""):
     return (
         '<section><h2>Choose a network</h2>%s<form method="post" action="/wifi">'
         '<p class="muted" id="scanstate">%s%s</p>'
-        '<button formaction="/wifi/scan" formnovalidate>Scan again</button>'
+        '<button formaction="/wifi/scan" formnovalidate style="width:auto;'
+        'background:#5b6575;padding:.35em .9em">Scan again</button>'
         '<ul class="nets" id="nets">%s'
         '<li><label><input type="radio" name="ssid" value=""%s>'
         '<span class="grow">Other or hidden network</span></label>'
         '<input name="manual" id="manual" maxlength="32" placeholder="Network name (SSID)" '
+        'style="width:100%%;margin:0 0 .6em" '
         'value="%s" autocapitalize="none" autocomplete="off"></li></ul>'
         '<label>Password<input type="password" name="password" id="pw" maxlength="64" '
         'autocomplete="off" autocapitalize="none"></label>'
@@ -112,7 +119,7 @@ def admin_form(title="Protect this device"):
         "<button>Set admin password</button></form></section>" % esc(title))
 
 
-def result_page(ctx, attempt, ap_on, linger_s, admin_set):
+def result_page(ctx, attempt, ap_on, linger_s, admin_set, port=80):
     ssid = esc(attempt["ssid"])
     st = attempt["state"]
     if st == "connecting":
@@ -121,8 +128,9 @@ def result_page(ctx, attempt, ap_on, linger_s, admin_set):
         return shell(ctx, "Connecting", body)
     if st == "failed":
         return None
-    ip = esc(attempt["ip"])
-    host = esc(ctx.device_id) + ".local"
+    suffix = "" if port == 80 else ":%d" % port
+    ip = esc(attempt["ip"]) + suffix
+    host = esc(ctx.device_id) + ".local" + suffix
     closing = ""
     if ap_on:
         closing = ("<p>The setup network <b>%s</b> closes in about %d s. Join <b>%s</b> "
