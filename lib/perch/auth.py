@@ -6,6 +6,7 @@ import asyncio
 import binascii
 import hashlib
 import os
+import sys
 import time
 
 from micropython import const
@@ -13,7 +14,7 @@ from micropython import const
 _ITER = const(4096)
 _SLICE = const(128)
 _SALT = const(16)
-_MAX_FAILS = const(5)
+MAX_FAILS = const(5)
 _LOCK_MS = const(60_000)
 _MAX_SESSIONS = const(8)
 _SESSION_MS = const(12 * 3600 * 1000)
@@ -115,7 +116,7 @@ class Guard:
 
     def failed(self):
         self.fails += 1
-        if self.fails >= _MAX_FAILS:
+        if self.fails >= MAX_FAILS:
             self.locked_at = time.ticks_ms()
 
     def succeeded(self):
@@ -219,7 +220,7 @@ def own_host(ctx, hostport):
     return w is not None and h == w.station_ip()
 
 
-def _safe_next(path):
+def safe_next(path):
     # Only same-site paths: "//evil" or "http://" would make an open redirect.
     if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
         return "/"
@@ -295,7 +296,7 @@ def setup(ctx):
 
     from microdot import Response
 
-    from perch import config, log, pages
+    from perch import config, log
 
     lg = log.Logger("auth")
     web = Web(ctx, lg)
@@ -330,7 +331,7 @@ def setup(ctx):
         if req.path.startswith("/api/"):
             if locked:
                 return Response({"error": "login locked for %d s after %d failed attempts"
-                                 % (web.guard.lock_left_s(), _MAX_FAILS)}, 429,
+                                 % (web.guard.lock_left_s(), MAX_FAILS)}, 429,
                                 {"Retry-After": str(web.guard.lock_left_s())})
             return Response({"error": "authentication required"}, 401,
                             {"WWW-Authenticate": 'Basic realm="perch"'})
@@ -358,44 +359,13 @@ def setup(ctx):
                 web._pending = {pw: await hash_password(pw)}
         return None
 
-    def login_page(msg="", status=200, nxt="/"):
-        err = '<p class="err">%s</p>' % pages.esc(msg) if msg else ""
-        body = (
-            '<section><h2>Log in</h2>%s<form method="post" action="/login">'
-            '<input type="hidden" name="next" value="%s">'
-            '<label>Admin password<input type="password" name="password" '
-            'autocomplete="current-password" autofocus required></label>'
-            "<button>Log in</button></form></section>" % (err, pages.esc(nxt)))
-        return pages.html(pages.shell(ctx, "Log in", body), status)
-
     @app.get("/login")
     async def login_get(req):
-        return login_page(nxt=_safe_next(req.args.get("next")))
+        return await view("login_get", ctx, req)
 
     @app.post("/login")
     async def login_post(req):
-        form = req.form or {}
-        nxt = _safe_next(form.get("next"))
-        if not web.required():
-            return Response.redirect(nxt, 303)
-        left = web.guard.lock_left_s()
-        if left:
-            return login_page("Too many failed attempts: login is locked for %d s." % left,
-                              429, nxt)
-        if await web.check(form.get("password") or ""):
-            web.guard.succeeded()
-            tok = web.guard.new_session()
-            lg.info("admin logged in")
-            r = Response.redirect(nxt, 303)
-            r.headers["Set-Cookie"] = ["%s=%s; Path=/; HttpOnly; SameSite=Strict" % (COOKIE, tok)]
-            return r
-        web.guard.failed()
-        lg.warning("failed login", fails=web.guard.fails)
-        left = web.guard.lock_left_s()
-        if left:
-            return login_page("Wrong password. Login is locked for %d s." % left, 429, nxt)
-        return login_page("Wrong password (%d attempts left)." % (_MAX_FAILS - web.guard.fails),
-                          401, nxt)
+        return await view("login_post", ctx, req)
 
     @app.post("/logout")
     async def logout(req):
@@ -405,6 +375,30 @@ def setup(ctx):
         r = Response.redirect("/login", 303)
         r.delete_cookie(COOKIE, path="/")
         return r
+
+
+_VIEWS = ("setup_views", "setup_pages")
+_in_view = [0]
+
+
+async def view(name, *args):
+    """Run perch.setup_views.<name>(*args) with the page code loaded for this request only.
+
+    The HTML pages are rarely used and their code is large: dropping the modules after
+    each request gives that RAM back to telemetry and OTA."""
+    import perch
+    from perch import setup_views
+
+    _in_view[0] += 1
+    try:
+        return await getattr(setup_views, name)(*args)
+    finally:
+        _in_view[0] -= 1
+        if not _in_view[0]:
+            for m in _VIEWS:
+                sys.modules.pop("perch." + m, None)
+                if hasattr(perch, m):
+                    delattr(perch, m)
 
 
 def _quote(s):

@@ -3,9 +3,10 @@
 # makes clients fall back to IPv4 instead of waiting for a timeout.
 #
 # MicroPython's asyncio has no datagram endpoint and its I/O queue is private,
-# so the server polls a non-blocking UDP socket: it drains every pending
-# datagram, yields to the loop between datagrams, and naps a few ms when idle.
+# so the server polls the UDP socket with select.poll (ipoll allocates nothing):
+# it drains what is pending, yields to the loop, and naps a few ms when idle.
 import asyncio
+import select
 import socket
 
 from micropython import const
@@ -149,9 +150,16 @@ class Server:
         return self._task is not None
 
     async def _run(self, s):
+        poller = select.poll()
+        poller.register(s, select.POLLIN)
         while True:
             got = 0
             while got < _BURST:
+                ready = False
+                for _ in poller.ipoll(0):
+                    ready = True
+                if not ready:
+                    break
                 try:
                     p, addr = s.recvfrom(520)
                 except OSError as e:

@@ -4,7 +4,8 @@ import json
 
 from microdot import Response
 
-from perch import auth, config, log, pages, setup_pages, wifi
+from perch import auth, config, log, wifi
+from perch.auth import view
 from perch.web import json_error
 
 _log = log.Logger("portal")
@@ -96,48 +97,6 @@ def saved_public(w):
             for n in w.saved()]
 
 
-def _form(req):
-    # Invalid UTF-8 or %-escapes in a form body are the client's fault: 400, not 500.
-    try:
-        return req.form or {}
-    except (ValueError, UnicodeError):
-        raise config.ConfigError("form", "body is not valid UTF-8 form data")
-
-
-def split_mqtt_url(url):
-    """'mqtt://user:pw@host' -> ('mqtt://host', 'user', password set?)."""
-    if not url:
-        return "", "", False
-    scheme, _, rest = url.partition("://")
-    cred, at, host = rest.rpartition("@")
-    if not at:
-        return url, "", False
-    user, colon, pw = cred.rpartition(":")
-    if not colon:
-        return scheme + "://" + host, cred, False
-    return scheme + "://" + host, user, bool(pw)
-
-
-def join_mqtt_url(old, url, user, pw, clear):
-    """Compose mqtt.url from the settings form; a blank password keeps the old one."""
-    url = url.strip()
-    if not url:
-        return None
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" in rest:
-        return url  # credentials typed into the URL itself win
-    if not pw and not clear and old:
-        _, _, orest = old.partition("://")
-        ocred, at, _ = orest.rpartition("@")
-        if at and ":" in ocred and ocred.rpartition(":")[0] == user:
-            pw = ocred.rpartition(":")[2]
-    if not user:
-        return url
-    if pw:
-        return "%s://%s:%s@%s" % (scheme, user, pw, rest)
-    return "%s://%s%s@%s" % (scheme, user, ":" if ":" in user else "", rest)
-
-
 def setup(ctx):
     w = wifi.get()
     app = ctx.web
@@ -145,91 +104,32 @@ def setup(ctx):
     if guard is not None:
         guard.redirect = captive(ctx, w)
 
-    def admin_set():
-        return bool(ctx.cfg["admin.password"])
-
-    def wifi_html(note="", chosen="", status=200):
-        doc = w.scan_doc()
-        r = pages.html(setup_pages.wifi_page(ctx, doc, saved_public(w), note, chosen), status)
-        if doc["scanning"] and not doc["networks"]:
-            r.headers["Refresh"] = "2"
-        return r
-
     @app.before_request
     async def wizard(req):
         # "/" is the setup wizard until a network is saved, the status page after.
         if req.path == "/" and req.method in ("GET", "HEAD") and not w.saved():
-            if w.scan_at is None and not w.scanning:
-                w.request_scan()
-            doc = w.scan_doc()
-            r = pages.html(setup_pages.wizard_page(ctx, doc))
-            if doc["scanning"] and not doc["networks"]:
-                r.headers["Refresh"] = "2"
-            return r
+            return await view("wizard", ctx, req)
         return None
 
-    @app.get("/wifi")
-    async def wifi_get(req):
-        if w.scan_at is None and not w.scanning:
-            w.request_scan()
-        return wifi_html()
+    def page(name):
+        async def handler(req):
+            return await view(name, ctx, req)
+
+        return handler
+
+    app.get("/wifi")(page("wifi_get"))
+    app.post("/wifi")(page("wifi_post"))
+    app.get("/wifi/result")(page("wifi_result"))
+    app.post("/wifi/saved")(page("wifi_saved"))
+    app.post("/wifi/forget")(page("wifi_forget"))
+    app.get("/settings")(page("settings_get"))
+    app.post("/settings")(page("settings_post"))
+    app.post("/settings/admin")(page("settings_admin"))
+    app.post("/settings/reset")(page("settings_reset"))
 
     @app.post("/wifi/scan")
     async def wifi_scan_form(req):
         w.request_scan()
-        return Response.redirect("/wifi", 303)
-
-    @app.post("/wifi")
-    async def wifi_post(req):
-        try:
-            f = _form(req)
-            manual = f.get("manual") or ""
-            ssid = manual if manual else f.get("ssid") or ""
-            if not ssid:
-                raise config.ConfigError("ssid", "pick a network or type its name")
-            n = network_entry({"ssid": ssid, "password": f.get("password") or "",
-                               "hidden": bool(manual)}, w)
-        except config.ConfigError as e:
-            return wifi_html(setup_pages.error_note(str(e)), status=400)
-        w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
-        return Response.redirect("/wifi/result", 303)
-
-    @app.get("/wifi/result")
-    async def wifi_result(req):
-        a = w.attempt
-        if a["state"] == "idle":
-            return Response.redirect("/wifi", 303)
-        if a["state"] == "failed":
-            note = setup_pages.error_note("Could not join %s: %s." % (a["ssid"], a["reason"]))
-            return wifi_html(note, a["ssid"])
-        html = setup_pages.result_page(ctx, a, w.ap_on, ctx.cfg["ap.linger_s"], admin_set(),
-                                       ctx.cfg["http.port"])
-        r = pages.html(html)
-        if a["state"] == "connecting":
-            r.headers["Refresh"] = "1"
-        return r
-
-    @app.post("/wifi/saved")
-    async def wifi_saved_form(req):
-        try:
-            f = _form(req)
-            prio = int(f.get("priority") or "0")
-            cur = [n for n in w.saved() if n["ssid"] == f.get("ssid")]
-            if not cur:
-                raise config.ConfigError("ssid", "not a saved network")
-            e = network_entry({"ssid": cur[0]["ssid"], "hidden": cur[0]["hidden"],
-                               "priority": prio}, w, need_password=False)
-            set_meta(w, e)
-        except ValueError as e:
-            return wifi_html(setup_pages.error_note(str(e)), status=400)
-        return Response.redirect("/wifi", 303)
-
-    @app.post("/wifi/forget")
-    async def wifi_forget_form(req):
-        try:
-            w.forget(_form(req).get("ssid") or "")
-        except config.ConfigError as e:
-            return wifi_html(setup_pages.error_note(str(e)), status=400)
         return Response.redirect("/wifi", 303)
 
     # --- JSON API ---------------------------------------------------------------
@@ -279,77 +179,11 @@ def setup(ctx):
 
     @app.post("/api/factory-reset")
     async def api_factory_reset(req):
-        _factory_reset(ctx)
+        factory_reset(ctx)
         return {"reset": True, "rebooting": True}, 202
 
-    # --- settings ---------------------------------------------------------------
 
-    def settings_html(note="", status=200):
-        mq = split_mqtt_url(ctx.cfg["mqtt.url"])
-        return pages.html(setup_pages.settings_page(ctx, mq, note), status)
-
-    @app.get("/settings")
-    async def settings_get(req):
-        return settings_html()
-
-    @app.post("/settings")
-    async def settings_post(req):
-        try:
-            f = _form(req)
-            try:
-                interval = int(f.get("interval") or "0")
-            except ValueError:
-                raise config.ConfigError("telemetry.interval_s", "must be a whole number")
-            ch = {
-                "name": (f.get("name") or "").strip() or None,
-                "mqtt.url": join_mqtt_url(ctx.cfg["mqtt.url"], f.get("mqtt_url") or "",
-                                          (f.get("mqtt_user") or "").strip(),
-                                          f.get("mqtt_password") or "",
-                                          bool(f.get("mqtt_password_clear"))),
-                "telemetry.interval_s": interval,
-                "ota.server": (f.get("ota_server") or "").strip() or None,
-            }
-            if f.get("ap_password"):
-                ch["ap.password"] = f.get("ap_password")
-            ctx.cfg.update(ch)
-        except config.ConfigError as e:
-            return settings_html(setup_pages.error_note(str(e)), 400)
-        _log.info("settings saved")
-        return settings_html('<p class="ok" role="status">Saved.</p>')
-
-    @app.post("/settings/admin")
-    async def settings_admin(req):
-        try:
-            f = _form(req)
-            pw = f.get("password") or ""
-            if pw != (f.get("password2") or ""):
-                raise config.ConfigError("admin.password", "the two passwords differ")
-            config.check("admin.password", pw)
-            ctx.cfg.update({"admin.password": await auth.hash_password(pw)})
-        except config.ConfigError as e:
-            return settings_html(setup_pages.error_note(str(e)), 400)
-        ctx.auth.guard.clear()
-        _log.info("admin password set")
-        # The one who set it is logged in; everyone else must log in again.
-        r = Response.redirect("/settings", 303)
-        r.headers["Set-Cookie"] = ["%s=%s; Path=/; HttpOnly; SameSite=Strict"
-                                   % (auth.COOKIE, ctx.auth.guard.new_session())]
-        return r
-
-    @app.post("/settings/reset")
-    async def settings_reset(req):
-        try:
-            if not _form(req).get("confirm"):
-                raise config.ConfigError("confirm", "tick the box to confirm")
-        except config.ConfigError as e:
-            return settings_html(setup_pages.error_note(str(e)), 400)
-        _factory_reset(ctx)
-        body = ("<section><h2>Factory reset</h2><p>Settings erased. The device restarts "
-                "with its setup network <b>%s</b>.</p></section>" % pages.esc(ctx.device_id))
-        return pages.html(pages.shell(ctx, "Factory reset", body))
-
-
-def _factory_reset(ctx):
+def factory_reset(ctx):
     _log.warning("factory reset")
     ctx.cfg.reset()
     ctx.reboot(500)

@@ -92,8 +92,16 @@ def saved_list(nets):
             '(highest first), then by signal.</p><ul class="nets">%s</ul></section>' % rows)
 
 
-def wifi_page(ctx, scan, saved, note="", chosen=""):
-    body = chooser(scan, chosen, note) + saved_list(saved)
+def link_line(st):
+    if not st or not st["ssid"]:
+        return '<p class="muted">Not connected to a network.</p>'
+    return '<p class="ok">Connected to <b>%s</b>, address %s%s.</p>' % (
+        esc(st["ssid"]), esc(st["ip"]), ", %d dBm" % st["rssi"] if st["rssi"] else "")
+
+
+def wifi_page(ctx, scan, saved, note="", chosen="", st=None):
+    body = ('<section><h2>Wi-Fi</h2>%s</section>' % link_line(st) + chooser(scan, chosen, note)
+            + saved_list(saved))
     return shell(ctx, "Wi-Fi", body, CHOOSER_JS)
 
 
@@ -181,3 +189,14 @@ def settings_page(ctx, mq, note=""):
           'style="width:auto;margin:0">Erase the settings and saved networks</label>'
           '<button class="warn">Factory reset</button></form></section>' % _CHECK)
     return shell(ctx, "Settings", body)
+
+
+def login_page(ctx, msg, nxt):
+    err = '<p class="err" role="alert">%s</p>' % esc(msg) if msg else ""
+    body = (
+        '<section><h2>Log in</h2>%s<form method="post" action="/login">'
+        '<input type="hidden" name="next" value="%s">'
+        '<label>Admin password<input type="password" name="password" '
+        'autocomplete="current-password" autofocus required></label>'
+        "<button>Log in</button></form></section>" % (err, esc(nxt)))
+    return shell(ctx, "Log in", body)
