@@ -89,6 +89,7 @@ class Wifi:
         self.scan_at = None
         self.scanning = False
         self._want_scan = False
+        self._wake = asyncio.Event()  # a page asked for something: skip the rest of the tick
         self._scan_out = None  # written by the scan thread, read by the loop
         self.attempt = {"ssid": None, "state": "idle", "reason": None, "ip": None}
         self._job = None
@@ -138,12 +139,14 @@ class Wifi:
 
     def request_scan(self):
         self._want_scan = True
+        self._wake.set()
 
     def request_join(self, ssid, password, hidden=False, priority=0):
         """Queue a credential test; the supervisor runs it while the AP stays up."""
         self._job = {"ssid": ssid, "password": password, "hidden": hidden,
                      "priority": priority}
         self.attempt = {"ssid": ssid, "state": "connecting", "reason": None, "ip": None}
+        self._wake.set()
 
     def forget(self, ssid):
         nets = [n for n in self.saved() if n["ssid"] != ssid]
@@ -341,7 +344,11 @@ class Wifi:
             except Exception as e:  # noqa: BLE001 - the supervisor must survive
                 _log.exc(e, "wifi supervisor step failed")
                 await asyncio.sleep_ms(1000)
-            await asyncio.sleep_ms(_TICK_MS)
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), _TICK_MS)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
 
     async def _step(self):
         job = self._job
