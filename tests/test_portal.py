@@ -84,6 +84,15 @@ def test_joined_board_does_not_redirect(board, tmp_path):
     assert "Choose a network" not in r.text and "Network" in r.text
 
 
+def test_unknown_pages_are_404(portal):
+    b = portal
+    for method, path in (("GET", "/wifi/nonsense"), ("POST", "/settings/__init__"),
+                         ("GET", "/settings/admin"), ("POST", "/wifi/result")):
+        r = requests.request(method, b.url + path, timeout=5)
+        assert r.status_code in (404, 405), (method, path)
+    assert b.get("/api/status").status_code == 200
+
+
 def test_wizard_lists_networks_deduplicated_strongest_first(portal):
     b = portal
     wait_for(lambda: b.get("/api/wifi/networks").json()["age_s"] is not None, what="scan")

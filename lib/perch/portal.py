@@ -2,8 +2,6 @@
 # setup wizard on "/", the Wi-Fi and settings pages, and the Wi-Fi JSON API.
 import json
 
-from microdot import Response
-
 from perch import auth, config, log, wifi
 from perch.auth import view
 from perch.web import json_error
@@ -111,26 +109,23 @@ def setup(ctx):
             return await view("wizard", ctx, req)
         return None
 
-    def page(name):
-        async def handler(req):
-            return await view(name, ctx, req)
+    # One route per page family (each route costs RAM); setup_views names the handlers
+    # <page>_<action>_<method>, e.g. wifi_result_get, settings_admin_post.
+    @app.route("/wifi", methods=["GET", "POST"])
+    async def wifi_page(req):
+        return await view("dispatch", ctx, req, "wifi", "")
 
-        return handler
+    @app.route("/wifi/<action>", methods=["GET", "POST"])
+    async def wifi_action(req, action):
+        return await view("dispatch", ctx, req, "wifi", action)
 
-    app.get("/wifi")(page("wifi_get"))
-    app.post("/wifi")(page("wifi_post"))
-    app.get("/wifi/result")(page("wifi_result"))
-    app.post("/wifi/saved")(page("wifi_saved"))
-    app.post("/wifi/forget")(page("wifi_forget"))
-    app.get("/settings")(page("settings_get"))
-    app.post("/settings")(page("settings_post"))
-    app.post("/settings/admin")(page("settings_admin"))
-    app.post("/settings/reset")(page("settings_reset"))
+    @app.route("/settings", methods=["GET", "POST"])
+    async def settings_page(req):
+        return await view("dispatch", ctx, req, "settings", "")
 
-    @app.post("/wifi/scan")
-    async def wifi_scan_form(req):
-        w.request_scan()
-        return Response.redirect("/wifi", 303)
+    @app.route("/settings/<action>", methods=["GET", "POST"])
+    async def settings_action(req, action):
+        return await view("dispatch", ctx, req, "settings", action)
 
     # --- JSON API ---------------------------------------------------------------
 

@@ -10,6 +10,24 @@ from perch.portal import network_entry, saved_public, set_meta
 _log = log.Logger("portal")
 
 
+async def dispatch(ctx, req, page, action):
+    if req.method == "HEAD":
+        method = "get"
+    else:
+        method = req.method.lower()
+    name = "%s_%s%s" % (page, action + "_" if action else "", method)
+    fn = globals().get(name) if action.isalpha() or not action else None
+    if fn is None:
+        return pages.html(pages.shell(ctx, "Not found", '<section><p class="err">No such '
+                                      "page.</p></section>"), 404)
+    return await fn(ctx, req)
+
+
+async def wifi_scan_post(ctx, req):
+    ctx.wifi.request_scan()
+    return Response.redirect("/wifi", 303)
+
+
 def _form(req):
     # Invalid UTF-8 or %-escapes in a form body are the client's fault: 400, not 500.
     try:
@@ -63,7 +81,7 @@ async def wifi_post(ctx, req):
     return Response.redirect("/wifi/result", 303)
 
 
-async def wifi_result(ctx, req):
+async def wifi_result_get(ctx, req):
     w = ctx.wifi
     a = w.attempt
     if a["state"] == "idle":
@@ -79,7 +97,7 @@ async def wifi_result(ctx, req):
     return r
 
 
-async def wifi_saved(ctx, req):
+async def wifi_saved_post(ctx, req):
     w = ctx.wifi
     try:
         f = _form(req)
@@ -97,7 +115,7 @@ async def wifi_saved(ctx, req):
     return Response.redirect("/wifi", 303)
 
 
-async def wifi_forget(ctx, req):
+async def wifi_forget_post(ctx, req):
     try:
         ctx.wifi.forget(_form(req).get("ssid") or "")
     except config.ConfigError as e:
@@ -182,7 +200,7 @@ def _session_cookie(r, tok):
     return r
 
 
-async def settings_admin(ctx, req):
+async def settings_admin_post(ctx, req):
     try:
         f = _form(req)
         pw = f.get("password") or ""
@@ -199,7 +217,7 @@ async def settings_admin(ctx, req):
     return _session_cookie(Response.redirect("/settings", 303), guard.new_session())
 
 
-async def settings_reset(ctx, req):
+async def settings_reset_post(ctx, req):
     try:
         if not _form(req).get("confirm"):
             raise config.ConfigError("confirm", "tick the box to confirm")
