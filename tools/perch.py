@@ -72,7 +72,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         return args.func(args) or 0
-    except (deps.DepsError, build.bundle.BundleError) as e:
+    except (deps.DepsError, build.bundle.BundleError, ValueError, OSError) as e:
         print("perch: %s" % e, file=sys.stderr)
         return 1
 

@@ -3,6 +3,10 @@
 It plays the part of the chip's power and reset circuitry: `machine.reset()` (exit code 75)
 and a power cut (SIGKILL of the board process) restart the board on the same root, a watchdog
 that is not fed kills and restarts it, any other exit leaves it "at the REPL" until SIGTERM.
+
+Control datagrams from the board to 127.0.0.1:$PERCH_SIM_CTL (machine.py sends them):
+`wdt <ms>` arms the watchdog, `feed` re-arms it, `reset` announces machine.reset() so that a
+reset swallowed by device code (a bare except catching SystemExit) is still carried out.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -24,6 +29,7 @@ EXIT_RESET = 75  # machine.reset(): EX_TEMPFAIL, unlikely to come from anything 
 STOP_GRACE_S = 5.0
 RESET_GRACE_S = 2.0
 POLL_S = 0.05
+PR_SET_PDEATHSIG = 1
 
 # machine.reset_cause() values of the ESP32 port
 PWRON_RESET = "PWRON_RESET"
@@ -34,6 +40,17 @@ WDT_RESET = "WDT_RESET"
 def _say(msg: str) -> None:
     # stdout belongs to the board's log stream; supervisor notes go to stderr
     print(f"[sim] {msg}", file=sys.stderr, flush=True)
+
+
+def _die_with_parent() -> None:
+    # A supervisor killed outright takes the board with it, like pulling the board's power;
+    # otherwise an orphaned board would keep its ports.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the process group still lets a caller stop both
 
 
 def find_micropython() -> str:
@@ -60,6 +77,13 @@ def _check_mac(mac: str) -> str:
     return mac
 
 
+def _check_heap(heap) -> str:
+    heap = str(heap)
+    if not re.fullmatch(r"[1-9][0-9]*[kKmM]?", heap):
+        raise ValueError(f"--heap must be a size like 160k or 2M, got {heap!r}")
+    return heap
+
+
 def board_pid(supervisor_pid: int) -> int | None:
     """Pid of the MicroPython process a supervisor is running (Linux /proc), for power cuts."""
     try:
@@ -73,11 +97,38 @@ def board_pid(supervisor_pid: int) -> int | None:
     return None
 
 
+def rom_dir() -> Path:
+    """The board modules compiled with mpy-cross, cached by content.
+
+    On the chip, network, machine and esp32 are C code that costs no heap. Loaded from .py,
+    their compiler run and bytecode would cost the board about 40 KB of heap; as .mpy, only
+    their bytecode, which keeps the heap figures of the board close to the chip's.
+    """
+    sources = sorted(BOARD_DIR.glob("*.py"))
+    digest = hashlib.sha256()
+    for src in sources:
+        digest.update(src.name.encode() + b"\0" + src.read_bytes())
+    out = BOARD_DIR.parents[2] / "build" / "sim-rom" / digest.hexdigest()[:16]
+    if out.is_dir():
+        return out
+    exe = Path(sys.executable).parent / "mpy-cross"
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for src in sources:
+        subprocess.run([str(exe) if exe.exists() else "mpy-cross", "-s", src.name,
+                        "-o", str(tmp / (src.stem + ".mpy")), str(src)], check=True)
+    try:
+        tmp.rename(out)
+    except OSError:  # another board compiled the same sources first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def board_env(root: Path, http_port: int, dns_port: int, world, env, mac, ctl_port: int) -> dict:
     out = dict(os.environ)
     if env:
         out.update({k: str(v) for k, v in env.items()})
-    out["MICROPYPATH"] = f"{BOARD_DIR}:.frozen"
+    out["MICROPYPATH"] = f"{rom_dir()}:.frozen"
     out["PERCH_HTTP_PORT"] = str(http_port)
     out["PERCH_DNS_PORT"] = str(dns_port)
     out["PERCH_SIM_CTL"] = str(ctl_port)
@@ -100,6 +151,7 @@ class _Supervisor:
         self.wdt_deadline: float | None = None
         self.wdt_ms = 0
         self.reset_deadline: float | None = None
+        self.halted = False
 
     def on_signal(self, signum, frame) -> None:
         self.stop = True
@@ -108,9 +160,12 @@ class _Supervisor:
         self._drain_ctl()  # feeds queued by the previous incarnation must not arm this one
         self.wdt_deadline = None
         self.reset_deadline = None
+        self.halted = False
         env = dict(self.env, PERCH_SIM_RESET_CAUSE=cause)
         cmd = [find_micropython(), "-X", f"heapsize={self.heap}", "-c", "import _board"]
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         _say(f"board started pid={self.proc.pid} cause={cause}")
 
     def _drain_ctl(self) -> None:
@@ -162,8 +217,7 @@ class _Supervisor:
         while True:
             if self.stop:
                 return "stop"
-            rc = self.proc.poll()
-            if rc is not None:
+            if not self.halted and self.proc.poll() is not None:
                 return "exit"
             timeout = POLL_S
             now = time.monotonic()
@@ -206,11 +260,10 @@ class _Supervisor:
                 _say("board lost power (SIGKILL): powering it back on")
                 self.start(PWRON_RESET)
             else:
+                # An armed watchdog keeps running at the REPL, as on the chip, and will reset
+                # the board; otherwise it stays halted until SIGTERM.
                 _say(f"board halted at the REPL (exit code {rc}); SIGTERM stops the simulator")
-                while not self.stop:
-                    time.sleep(POLL_S)
-                _say("stopped")
-                return 0
+                self.halted = True
 
 
 def run(root, http_port=8080, dns_port=5353, heap="512k", world=None, env=None, mac=None) -> int:
@@ -223,7 +276,7 @@ def run(root, http_port=8080, dns_port=5353, heap="512k", world=None, env=None, 
     ctl.setblocking(False)
     sup = _Supervisor(
         root_path,
-        str(heap),
+        _check_heap(heap),
         board_env(root_path, http_port, dns_port, world, env, mac, ctl.getsockname()[1]),
         ctl,
     )
