@@ -261,3 +261,11 @@ def test_scan_never_blocks_other_requests(board, tmp_path):
     assert served >= 3
     d = b.get("/api/wifi/networks").json()
     assert [n["ssid"] for n in d["networks"]] == ["Home", "Guest"]
+
+
+def test_setup_ap_uses_wpa2_when_ap_password_set(board, tmp_path):
+    b = board(world=world(tmp_path, HOME), env={"PERCH_AP_PASSWORD": "portal-pass-1"})
+    wait_mode(b, "ap")
+    assert "secured=True" in b.log()
+    assert "portal-pass-1" not in b.log()
+    assert b.get("/api/config").json()["ap"]["password"] == {"set": True}
