@@ -13,6 +13,16 @@ _LOCK = ('<svg width="14" height="16" viewBox="0 0 14 16" role="img" aria-label=
          "</svg>")
 
 
+def page(ctx, title, parts, script=""):
+    """The page shell, streamed: head, each part, tail. A fragmented heap may hold no
+    block as large as a whole page, so no page-sized string is ever built."""
+    head, _, tail = shell(ctx, title, "\x00", script).partition("\x00")
+    yield head
+    for p in parts:
+        yield p
+    yield tail
+
+
 def bars(rssi):
     n = 4 if rssi >= -55 else 3 if rssi >= -67 else 2 if rssi >= -75 else 1
     on = "".join(_BARS[:n])
@@ -41,14 +51,17 @@ def chooser(scan, chosen="", note=""):
                                                  scan["age_s"])
         if scan["scanning"]:
             state += " Scanning again…"
-    rows = "".join(_net_row(n, chosen) for n in nets)
     manual_checked = " checked" if chosen and chosen not in [n["ssid"] for n in nets] else ""
-    return (
+    out = [
         '<section><h2>Choose a network</h2>%s<form method="post" action="/wifi">'
         '<p class="muted" id="scanstate">%s%s</p>'
         '<button formaction="/wifi/scan" formnovalidate style="width:auto;'
         'background:#5b6575;padding:.35em .9em">Scan again</button>'
-        '<ul class="nets" id="nets">%s'
+        '<ul class="nets" id="nets">'
+        % (note, esc(state), '<i id="scanning" hidden></i>' if scan["scanning"] else "")]
+    for n in nets:
+        out.append(_net_row(n, chosen))
+    out.append(
         '<li><label><input type="radio" name="ssid" value=""%s>'
         '<span class="grow">Other or hidden network</span></label>'
         '<input name="manual" id="manual" maxlength="32" placeholder="Network name (SSID)" '
@@ -59,8 +72,8 @@ def chooser(scan, chosen="", note=""):
         "<label %s><input type=\"checkbox\" id=\"show\" style=\"width:auto;margin:0\">"
         "Show password</label>"
         '<button id="connect">Connect</button></form></section>'
-        % (note, esc(state), '<i id="scanning" hidden></i>' if scan["scanning"] else "",
-           rows, manual_checked, esc(chosen) if manual_checked else "", _CHECK))
+        % (manual_checked, esc(chosen) if manual_checked else "", _CHECK))
+    return out
 
 
 # Show-password toggle; while a scan runs, poll and reload the list when it lands.
@@ -100,9 +113,10 @@ def link_line(st):
 
 
 def wifi_page(ctx, scan, saved, note="", chosen="", st=None):
-    body = ('<section><h2>Wi-Fi</h2>%s</section>' % link_line(st) + chooser(scan, chosen, note)
-            + saved_list(saved))
-    return shell(ctx, "Wi-Fi", body, CHOOSER_JS)
+    parts = ['<section><h2>Wi-Fi</h2>%s</section>' % link_line(st)]
+    parts += chooser(scan, chosen, note)
+    parts.append(saved_list(saved))
+    return page(ctx, "Wi-Fi", parts, CHOOSER_JS)
 
 
 def wizard_page(ctx, scan):
@@ -110,7 +124,7 @@ def wizard_page(ctx, scan):
         '<section><h2>Welcome</h2><p>Connect <b>%s</b> to your Wi-Fi network. The '
         "device tests the password first and keeps this setup network up until it "
         "works.</p></section>" % esc(ctx.device_id))
-    return shell(ctx, "Setup", intro + chooser(scan), CHOOSER_JS)
+    return page(ctx, "Setup", [intro] + chooser(scan), CHOOSER_JS)
 
 
 def error_note(msg):
@@ -133,7 +147,7 @@ def result_page(ctx, attempt, ap_on, linger_s, admin_set, port=80):
     if st == "connecting":
         body = ('<section><h2>Connecting…</h2><p>Testing the password for <b>%s</b>. '
                 "This page refreshes by itself.</p></section>" % ssid)
-        return shell(ctx, "Connecting", body)
+        return page(ctx, "Connecting", [body])
     if st == "failed":
         return None
     suffix = "" if port == 80 else ":%d" % port
@@ -149,9 +163,7 @@ def result_page(ctx, attempt, ap_on, linger_s, admin_set, port=80):
         '<table><tr><td>Address</td><td id="newip"><a href="http://%s/">http://%s/</a></td>'
         '</tr><tr><td>Name</td><td><a href="http://%s/">http://%s/</a></td></tr></table>%s'
         "</section>" % (esc(ctx.device_id), ssid, ip, ip, host, host, closing))
-    if not admin_set:
-        body += admin_form()
-    return shell(ctx, "Connected", body)
+    return page(ctx, "Connected", [body, "" if admin_set else admin_form()])
 
 
 def _field(label, name, value="", kind="text", extra=""):
@@ -166,29 +178,30 @@ def settings_page(ctx, mq, note=""):
         "set – leave blank to keep" if mq[2] else "not set")
     ap_hint = 'placeholder="%s" minlength="8" maxlength="63"' % (
         "set – leave blank to keep" if cfg["ap.password"] else "open network")
-    body = (
-        note + '<section><h2>Device and telemetry</h2><form method="post" action="/settings">'
-        + _field("Device name", "name", cfg["name"] or "", extra='maxlength="32"')
-        + _field("MQTT broker URL", "mqtt_url", mq[0],
-                 extra='placeholder="mqtt://broker.local:1883" autocapitalize="none"')
-        + _field("MQTT user", "mqtt_user", mq[1], extra='autocapitalize="none"')
-        + _field("MQTT password", "mqtt_password", "", "password",
-                 pw_hint + ' autocomplete="new-password"')
-        + '<label %s><input type="checkbox" name="mqtt_password_clear" value="1" '
-          'style="width:auto;margin:0">Remove the MQTT password</label>' % _CHECK
-        + _field("Sample interval (s)", "interval", cfg["telemetry.interval_s"], "number",
-                 'min="1" max="86400"')
-        + _field("Update server URL", "ota_server", cfg["ota.server"] or "",
-                 extra='placeholder="http://updates.local/perch/"')
-        + _field("Setup network password", "ap_password", "", "password",
-                 ap_hint + ' autocomplete="new-password"')
-        + "<button>Save</button></form></section>"
-        + admin_form("Admin password")
-        + '<section><h2>Factory reset</h2><form method="post" action="/settings/reset">'
-          '<label %s><input type="checkbox" name="confirm" value="1" required '
-          'style="width:auto;margin:0">Erase the settings and saved networks</label>'
-          '<button class="warn">Factory reset</button></form></section>' % _CHECK)
-    return shell(ctx, "Settings", body)
+    parts = [
+        note + '<section><h2>Device and telemetry</h2><form method="post" action="/settings">',
+        _field("Device name", "name", cfg["name"] or "", extra='maxlength="32"'),
+        _field("MQTT broker URL", "mqtt_url", mq[0],
+               extra='placeholder="mqtt://broker.local:1883" autocapitalize="none"'),
+        _field("MQTT user", "mqtt_user", mq[1], extra='autocapitalize="none"'),
+        _field("MQTT password", "mqtt_password", "", "password",
+               pw_hint + ' autocomplete="new-password"'),
+        '<label %s><input type="checkbox" name="mqtt_password_clear" value="1" '
+        'style="width:auto;margin:0">Remove the MQTT password</label>' % _CHECK,
+        _field("Sample interval (s)", "interval", cfg["telemetry.interval_s"], "number",
+               'min="1" max="86400"'),
+        _field("Update server URL", "ota_server", cfg["ota.server"] or "",
+               extra='placeholder="http://updates.local/perch/"'),
+        _field("Setup network password", "ap_password", "", "password",
+               ap_hint + ' autocomplete="new-password"'),
+        "<button>Save</button></form></section>",
+        admin_form("Admin password"),
+        '<section><h2>Factory reset</h2><form method="post" action="/settings/reset">'
+        '<label %s><input type="checkbox" name="confirm" value="1" required '
+        'style="width:auto;margin:0">Erase the settings and saved networks</label>'
+        '<button class="warn">Factory reset</button></form></section>' % _CHECK,
+    ]
+    return page(ctx, "Settings", parts)
 
 
 def login_page(ctx, msg, nxt):
@@ -199,4 +212,4 @@ def login_page(ctx, msg, nxt):
         '<label>Admin password<input type="password" name="password" '
         'autocomplete="current-password" autofocus required></label>'
         "<button>Log in</button></form></section>" % (err, esc(nxt)))
-    return shell(ctx, "Log in", body)
+    return page(ctx, "Log in", [body])
