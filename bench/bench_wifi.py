@@ -99,8 +99,9 @@ def rows(bench):
                     env={"PERCH_AP_LINGER_S": "600"})
     _until(lambda: b.status()["mode"] == "ap")
     lat = [scan_latency(b) for _ in range(5)]
-    out.append(("scan -> list on /api/wifi/networks (median of 5, heap %s)" % HEAP, statistics.median(lat),
-                "ms", "radio sweep + 100 ms", "radio sweep %d ms" % SCAN_MS))
+    out.append(("scan -> list on /api/wifi/networks (median of 5, heap %s)" % HEAP,
+                statistics.median(lat), "ms", "radio sweep + 100 ms",
+                "radio sweep %d ms" % SCAN_MS))
 
     time.sleep(0.2)
     idle = stall_during(b, lambda: time.sleep(SCAN_MS / 1000), lambda: True)

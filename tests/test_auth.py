@@ -6,6 +6,7 @@ import re
 
 import pytest
 import requests
+
 from wifi_helpers import HOME, wait_for, wait_mode, world
 
 HASHING = """

@@ -6,8 +6,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import REPO
 from playwright import sync_api as pw_api
+
+from conftest import REPO
 from wifi_helpers import CAFE, GUEST, HOME, HOME_WEAK, wait_mode, world
 
 SHOTS = REPO / "docs" / "screenshots"

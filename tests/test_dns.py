@@ -11,6 +11,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
+
 from conftest import write_world
 
 AP_IP = "192.168.4.1"

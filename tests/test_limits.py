@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from wifi_helpers import HOME, wait_mode, world
 
 

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 import requests
+
 from wifi_helpers import CAFE, GUEST, HOME, HOME_WEAK, wait_attempt, wait_for, wait_mode, world
 
 # (probe host, path) pairs of SPEC section 3.

@@ -5,6 +5,7 @@ import json
 import time
 
 import requests
+
 from conftest import REPO, write_world
 from wifi_helpers import (
     CAFE,
