@@ -194,7 +194,8 @@ def test_settings_form_sets_password_and_logs_in_the_setter(board, tmp_path):
                timeout=5)
     assert r.status_code == 400 and "differ" in r.text
     r = s.post(b.url + "/settings/admin", data={"password": PW, "password2": PW}, timeout=5)
-    assert r.status_code == 200 and r.url.endswith("/settings")
+    assert r.status_code == 200 and r.url.endswith("/settings?done=admin")
+    assert "Admin password set" in r.text
     assert s.get(b.url + "/api/status", timeout=5).status_code == 200
     assert b.get("/api/status").status_code == 401
     assert b.get("/api/status", auth=("admin", PW)).status_code == 200

@@ -85,7 +85,8 @@ def test_first_setup_walkthrough(portal, chromium):
     page.fill("input[name=password]", ADMIN)
     page.fill("input[name=password2]", ADMIN)
     page.get_by_role("button", name="Set admin password").click()
-    page.wait_for_url("**/settings")
+    page.wait_for_url("**/settings?done=admin")
+    page.get_by_text("Admin password set").wait_for()
     shot(page, "05-settings.png")
 
     # 5. Anyone else must log in.

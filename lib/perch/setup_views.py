@@ -167,6 +167,9 @@ def settings_html(ctx, note="", status=200):
 
 
 async def settings_get(ctx, req):
+    if req.args.get("done") == "admin":
+        return settings_html(ctx, '<p class="ok" role="status">Admin password set. This '
+                             "browser stays logged in; others must log in.</p>")
     return settings_html(ctx)
 
 
@@ -214,7 +217,7 @@ async def settings_admin_post(ctx, req):
     guard.clear()
     _log.info("admin password set")
     # The one who set it is logged in; everyone else must log in again.
-    return _session_cookie(Response.redirect("/settings", 303), guard.new_session())
+    return _session_cookie(Response.redirect("/settings?done=admin", 303), guard.new_session())
 
 
 async def settings_reset_post(ctx, req):
