@@ -2,6 +2,12 @@
 # line of InfluxDB line protocol stamped when it was taken, queues it in the outbox and
 # publishes it on sensors/<id>. Also the command channel devices/<id>/cmd and optional
 # forwarding of WARNING+ log lines to devices/<id>/log.
+#
+# Commands: ctx.commands maps a "cmd" name to handler(doc), doc being the whole JSON
+# object. A handler returns a dict merged into the result, or (dict, after) where after()
+# runs once the result is published (reboot), or is a coroutine (OTA); ValueError or
+# ConfigError become {"ok": false, "error": str(e)}. Other features register theirs in
+# their setup(ctx), e.g. ctx.commands["rollback"] = handler.
 
 import asyncio
 import gc
