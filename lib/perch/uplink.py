@@ -210,7 +210,10 @@ class Uplink:
         except asyncio.TimeoutError:
             raise UplinkError("DNS lookup of %s timed out" % self.host)
         except OSError as e:
-            raise UplinkError("cannot resolve %s (%s)" % (self.host, _why(e)))
+            why = _why(e)
+            if why == "no network?":
+                raise UplinkError("no network: cannot resolve %s" % self.host)
+            raise UplinkError("cannot resolve %s (%s)" % (self.host, why))
         ctx = None
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -350,11 +353,15 @@ class Uplink:
 
     def _fail(self, e):
         msg = describe(e)
-        self.last_error = msg
         if self.state == "connected":
             _log.warning("connection lost", broker=self.url, error=msg)
-        else:
+        elif msg != self.last_error:
             _log.warning("connect failed", broker=self.url, error=msg)
+        else:
+            # the same failure again: the console needs it once, not every backoff
+            _log.debug("connect failed again", broker=self.url, error=msg,
+                       attempts=self.attempts)
+        self.last_error = msg
         self.state = "backoff"
 
     def _close(self):
