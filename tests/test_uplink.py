@@ -181,6 +181,9 @@ class FakeBroker:
                 elif op >> 4 == 3 and op & 0x06:
                     tl = body[0] << 8 | body[1]
                     pid = body[2 + tl:4 + tl]
+                    if self.mode == "close-on-publish":
+                        c.close()  # the broker dies with the message in flight
+                        return
                     if self.mode == "drop-first-puback" and not dropped_one:
                         dropped_one = True
                         continue
@@ -289,3 +292,68 @@ done(1)
     births = [(op, b) for op, b in f.packets if op >> 4 == 3]
     assert births and births[0][0] & 0x01 and births[0][1].endswith(b"online")
     json.dumps(1)
+
+
+def test_publish_in_flight_when_the_link_dies_frees_the_reconnect(mpy, fake):
+    f = fake("close-on-publish")
+    got = run(mpy, f"""
+up = Uplink("mqtt://127.0.0.1:{f.port}", "perch-drop01", timeout_ms=20000,
+            backoff_max_ms=1000)
+asyncio.create_task(up.run())
+await asyncio.wait_for_ms(up.wait_connected(), 5000)
+try:
+    await up.publish("t/x", "payload", False, 1)
+    r = "acknowledged?"
+except UplinkError as e:
+    r = str(e)
+await asyncio.sleep_ms(2500)
+done([r, up.status()])
+""")
+    err, st = got
+    assert err == "connection closed by broker"
+    # it reconnected although the PUBACK deadline (20 s) is far away: the dead link woke
+    # the waiting publish, which released the connection for the next attempt
+    assert st["connects"] >= 2
+
+
+def _syn_black_hole():
+    # a listener whose accept queue is full drops further SYNs: connect() never completes
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fill = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fill.append(c)
+    return srv, fill, port
+
+
+def test_tcp_connect_deadline_without_leaking_sockets(mpy):
+    srv, fill, port = _syn_black_hole()
+    try:
+        got = run(mpy, f"""
+import os
+up = Uplink("mqtt://127.0.0.1:{port}", "perch-synbh", timeout_ms=700, backoff_max_ms=1000)
+n0 = len(os.listdir("/proc/self/fd"))
+asyncio.create_task(up.run())
+await asyncio.sleep_ms(4000)
+low = 99
+for _ in range(20):  # an attempt in progress holds one socket: take the fewest seen
+    low = min(low, len(os.listdir("/proc/self/fd")))
+    await asyncio.sleep_ms(50)
+done([up.status(), n0, low])
+""")
+    finally:
+        srv.close()
+        for c in fill:
+            c.close()
+    st, fds_before, fds_after = got
+    assert st["last_error"] == "TCP connect to 127.0.0.1:%d timed out" % port
+    assert st["attempts"] >= 3
+    assert fds_after == fds_before  # every timed-out socket was closed

@@ -10,6 +10,7 @@
 import asyncio
 import errno
 import random
+import select
 import socket
 import ssl
 import time
@@ -23,6 +24,7 @@ from perch.mqttwire import Client, as_bytes, varlen
 _BACKOFF_MIN_MS = const(1000)
 _RETRIES = const(3)  # PUBACK waits (first send + DUP resends) before the link is declared dead
 _TICK_MS = const(200)
+_POLL_MS = const(10)
 _EPIPE = const(32)  # not in MicroPython's errno module
 
 _CONNACK = {
@@ -162,6 +164,9 @@ class Uplink:
                 await self._send(pkt)
                 try:
                     while self._ack_pid != pid:
+                        if self._dead:
+                            # the link died under us: give the lock back for the reconnect
+                            raise UplinkError(describe(self._dead))
                         await asyncio.wait_for_ms(self._ack_ev.wait(), self.timeout_ms)
                         self._ack_ev.clear()
                     return
@@ -206,7 +211,7 @@ class Uplink:
         self.state = "connecting"
         self._dead = None
         try:
-            _, ip = await self._resolve()
+            addr, _ = await self._resolve()
         except asyncio.TimeoutError:
             raise UplinkError("DNS lookup of %s timed out" % self.host)
         except OSError as e:
@@ -224,15 +229,9 @@ class Uplink:
                 ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
             else:
                 ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
-        try:
-            rw: tuple = await asyncio.wait_for_ms(
-                asyncio.open_connection(ip, self.port, ssl=ctx, server_hostname=self.host),
-                self.timeout_ms)
-        except asyncio.TimeoutError:
-            raise UplinkError("TCP connect to %s:%d timed out" % (self.host, self.port))
-        r, w = rw[0], rw[1]
+        w = await self._open(addr, ctx)
         self._stream = w
-        _nodelay(w)
+        r = w  # MicroPython's Stream reads and writes
         self._connack = -1
         self._ack_ev.clear()
         self._reader_task = asyncio.create_task(self._reader(r))
@@ -260,6 +259,33 @@ class Uplink:
             await self.publish(self.status_topic, b"online", True, 1)
         for fn in self._on_up:
             await fn()
+
+    async def _open(self, addr, ctx):
+        # asyncio.open_connection() would leak its socket when a deadline cancels it; an
+        # ESP32 has about ten, so connect here and close on every way out
+        s = socket.socket()
+        try:
+            s.setblocking(False)
+            try:
+                s.connect(addr)
+            except OSError as e:
+                if e.args[0] != errno.EINPROGRESS:
+                    raise
+            p = select.poll()
+            p.register(s, select.POLLOUT)
+            t0 = time.ticks_ms()
+            while not p.poll(0):  # writable (or failed: the first write says why)
+                if time.ticks_diff(time.ticks_ms(), t0) > self.timeout_ms:
+                    raise UplinkError("TCP connect to %s:%d timed out" % (self.host, self.port))
+                await asyncio.sleep_ms(_POLL_MS)
+            _nodelay(s)
+            if ctx:
+                # the handshake runs inside the first writes and reads, under their deadlines
+                s = ctx.wrap_socket(s, server_hostname=self.host, do_handshake_on_connect=False)
+            return asyncio.StreamWriter(s, {})
+        except BaseException:
+            s.close()
+            raise
 
     async def _serve(self):
         # Watch the link: keepalive pings, and a broker that went silent.
@@ -350,6 +376,7 @@ class Uplink:
     def _die(self, e):
         if not self._dead:
             self._dead = e
+        self._ack_ev.set()  # wake whoever waits for a CONNACK or PUBACK
 
     def _fail(self, e):
         msg = describe(e)
@@ -414,11 +441,10 @@ def _ca_certs(path):
     return out
 
 
-def _nodelay(stream):
+def _nodelay(s):
     # belt and braces: packets already go out whole, but a PUBACK-sized write should not
     # wait for an ACK either
     try:
-        stream.s.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1),
-                            1)
+        s.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
     except Exception:
         pass
