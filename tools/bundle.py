@@ -19,6 +19,7 @@ import struct
 import sys
 import zlib
 from pathlib import Path
+from typing import Callable
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -30,6 +31,11 @@ DEFAULT_MICROPYTHON = "1.22.0"
 PRIVATE_NAME = "perch-signing.pem"
 PUBLIC_NAME = "perch-signing.pub.pem"
 CONFIG_KEY_NAME = "perch-key.json"
+HEADER = struct.Struct(">4sBBHH")
+
+
+class BundleError(Exception):
+    pass
 
 
 # ---------------------------------------------------------------- keys
@@ -89,7 +95,7 @@ def config_key(path: Path | str) -> dict[str, str]:
     return {"n": format(nums.n, "x")}
 
 
-def sign(data: bytes, key: rsa.RSAPrivateKey) -> bytes:
+def sign_bytes(data: bytes, key: rsa.RSAPrivateKey) -> bytes:
     return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
@@ -121,9 +127,10 @@ def pack(
     micropython: str = DEFAULT_MICROPYTHON,
     compress: bool = True,
     manifest_extra: dict | None = None,
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> bytes:
-    """Serialise (path, content) pairs into a bundle. No path checks: tests use this to make
-    hostile bundles the device must refuse."""
+    """Serialise (path, content) pairs into a bundle, signed with `key` (or the `sign`
+    callable). No path checks: tests use this to make hostile bundles the device must refuse."""
     entries = []
     blobs = []
     for path, data in files:
@@ -147,19 +154,43 @@ def pack(
     if manifest_extra:
         manifest.update(manifest_extra)
     mbytes = json.dumps(manifest, separators=(",", ":")).encode()
-    sig = sign(mbytes, key) if key is not None else b""
-    head = MAGIC + struct.pack(">BBHH", FORMAT, 0, len(mbytes), len(sig))
+    if key is not None:
+        sig = sign_bytes(mbytes, key)
+    else:
+        sig = sign(mbytes) if sign else b""
+    head = HEADER.pack(MAGIC, FORMAT, 0, len(mbytes), len(sig))
     return b"".join([head, mbytes, sig, *blobs])
 
 
 def read_manifest(data: bytes) -> tuple[dict, bytes, bytes]:
     """Parse a bundle's header; returns (manifest, manifest bytes, signature)."""
-    if data[:4] != MAGIC:
-        raise ValueError("not a Perch bundle")
-    _fmt, _flags, mlen, slen = struct.unpack(">BBHH", data[4:10])
-    mbytes = data[10 : 10 + mlen]
-    sig = data[10 + mlen : 10 + mlen + slen]
+    if len(data) < HEADER.size:
+        raise BundleError("truncated header")
+    magic, fmt, _flags, mlen, slen = HEADER.unpack_from(data)
+    if magic != MAGIC or fmt != FORMAT:
+        raise BundleError("not a Perch bundle of format %d" % FORMAT)
+    mbytes = data[HEADER.size : HEADER.size + mlen]
+    sig = data[HEADER.size + mlen : HEADER.size + mlen + slen]
     return json.loads(mbytes), mbytes, sig
+
+
+def unpack(blob: bytes) -> tuple[dict, bytes, bytes, dict[str, bytes]]:
+    """Return (manifest, manifest bytes, signature, {path: data}), checking sizes and hashes."""
+    manifest, mbytes, sig = read_manifest(blob)
+    pos = HEADER.size + len(mbytes) + len(sig)
+    files = {}
+    for e in manifest["files"]:
+        n = e.get("zsize", e["size"])
+        data = blob[pos : pos + n]
+        pos += n
+        if len(data) != n:
+            raise BundleError("truncated at " + e["path"])
+        if "zsize" in e:
+            data = zlib.decompress(data, -15)
+        if len(data) != e["size"] or hashlib.sha256(data).hexdigest() != e["sha256"]:
+            raise BundleError("hash mismatch: " + e["path"])
+        files[e["path"]] = data
+    return manifest, mbytes, sig, files
 
 
 def build_app(

@@ -1,0 +1,149 @@
+# The app: one asyncio loop running the web server and every feature's tasks.
+
+import asyncio
+import gc
+import json
+import time
+
+from micropython import const
+
+from perch import hw, log
+from perch.config import Config
+from perch.version import VERSION
+
+# Feature modules, imported at start; each has setup(ctx). A missing or broken one is logged
+# and skipped so that the web page (and with it OTA and rollback) keeps working.
+FEATURES = ("auth", "wifi", "portal", "telemetry", "ota")
+
+_TICK_MS = const(20)
+_WDT_MS = const(30000)
+_FEED_EVERY = const(50)  # ticks: feed the watchdog about once a second
+
+_log = log.Logger("app")
+
+
+class Context:
+    """What the features share: config, identity, the web app and status providers."""
+
+    def __init__(self):
+        self.boot_ms = time.ticks_ms()
+        self.cfg = Config()
+        log.set_level(self.cfg["log.level"])
+        self.device_id = hw.device_id()
+        self.version = VERSION
+        self.web = None
+        self.status = {}
+        self.health = {}
+        self.commands = {}
+        self.stall_max_ms = 0
+        self.stall_window_ms = 0
+        self.started = False
+
+    def uptime_s(self):
+        return time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000
+
+    def save_config(self):
+        self.cfg.save()
+
+    def reboot(self, delay_ms=300):
+        # Delay so the HTTP or MQTT answer that asked for the reboot gets out first.
+        async def later():
+            await asyncio.sleep_ms(delay_ms)
+            _log.info("rebooting")
+            hw.reset()
+
+        asyncio.create_task(later())
+
+    def snapshot(self):
+        """The /api/status document."""
+        gc.collect()
+        doc = {
+            "device_id": self.device_id,
+            "name": self.cfg["name"] or self.device_id,
+            "version": self.version,
+            "previous_version": slot_version("previous"),
+            "uptime_s": self.uptime_s(),
+            "mode": "sta",
+            "wifi": {"ssid": None, "rssi": None, "ip": None},
+            "mqtt": {"state": "disabled", "broker": None, "queued": 0, "sent": 0,
+                     "dropped": 0, "last_error": None},
+            "mem": {"free": gc.mem_free(), "alloc": gc.mem_alloc()},
+            "ota": {"state": "idle", "progress": 0, "last_error": None},
+            "loop": {"max_stall_ms": self.stall_max_ms},
+        }
+        for name, fn in self.status.items():
+            try:
+                doc[name] = fn()
+            except Exception as e:
+                _log.exc(e, "status provider failed", provider=name)
+        return doc
+
+    def healthy(self):
+        return self.started and all(fn() for fn in self.health.values())
+
+
+def slot_version(which):
+    """Version in the active or previous slot, from boot.py's state file."""
+    try:
+        with open("app/state.json") as f:
+            slot = json.load(f).get(which)
+        if not slot:
+            return None
+        with open("app/%s/manifest.json" % slot) as f:
+            return json.load(f).get("version")
+    except (OSError, ValueError):
+        return None
+
+
+async def _watch_loop(ctx):
+    # A hung loop stops feeding the watchdog, and the chip resets into boot.py, which
+    # counts the failed boot. Meanwhile, measure the longest stall beyond our sleep.
+    wdt = hw.watchdog(_WDT_MS)
+    n = 0
+    while True:
+        n += 1
+        if n >= _FEED_EVERY:
+            wdt.feed()
+            n = 0
+        t = time.ticks_ms()
+        await asyncio.sleep_ms(_TICK_MS)
+        late = time.ticks_diff(time.ticks_ms(), t) - _TICK_MS
+        if late > ctx.stall_max_ms:
+            ctx.stall_max_ms = late
+        if late > ctx.stall_window_ms:
+            ctx.stall_window_ms = late
+
+
+def _setup_features(ctx):
+    import perch
+
+    for name in FEATURES:
+        try:
+            __import__("perch." + name)
+        except ImportError as e:
+            _log.warning("feature not available", feature=name, error=str(e))
+            continue
+        try:
+            getattr(perch, name).setup(ctx)
+        except Exception as e:
+            _log.exc(e, "feature setup failed", feature=name)
+
+
+async def run(ctx):
+    from perch import web
+
+    ctx.web = web.create(ctx)
+    _setup_features(ctx)
+    asyncio.create_task(_watch_loop(ctx))
+    port = ctx.cfg["http.port"]
+    _log.info("started", version=ctx.version, device=ctx.device_id, port=port)
+    for e in ctx.cfg.errors:
+        _log.error("bad config ignored", detail=e)
+    gc.collect()
+    ctx.started = True
+    await ctx.web.start_server(port=port)
+
+
+def main():
+    ctx = Context()
+    asyncio.run(run(ctx))

@@ -1,0 +1,38 @@
+# The hardware boundary: the only module of perch that imports network, machine and esp32.
+# The virtual board provides host modules with the same names and APIs.
+
+import esp32
+import machine
+import network
+
+STA_IF = network.STA_IF
+AP_IF = network.AP_IF
+
+
+def wlan(interface):
+    return network.WLAN(interface)
+
+
+def unique_id():
+    return machine.unique_id()
+
+
+def device_id():
+    # The last three bytes of the MAC, as every ESP32 product names itself.
+    return "perch-" + "".join("%02x" % b for b in machine.unique_id()[-3:])
+
+
+def reset():
+    machine.reset()
+
+
+def reset_cause():
+    return machine.reset_cause()
+
+
+def watchdog(timeout_ms):
+    return machine.WDT(timeout=timeout_ms)
+
+
+def mcu_temperature():
+    return esp32.mcu_temperature()

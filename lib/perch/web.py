@@ -1,0 +1,104 @@
+# The web server: microdot with the core API (status, logs, config, reboot) and pages.
+
+import json
+
+from microdot import Microdot, Request, Response
+
+from perch import log, pages
+from perch.config import ConfigError
+
+# Small limits: only the OTA upload route takes a large body, and streams it.
+Request.max_content_length = 8 * 1024
+Request.max_body_length = 8 * 1024
+Request.max_readline = 1024
+
+_log = log.Logger("web")
+
+
+def json_error(status, msg, **extra):
+    extra["error"] = msg
+    return Response(extra, status)
+
+
+def body_json(request):
+    """The request's JSON object, or raise ValueError with a readable reason."""
+    try:
+        doc = json.loads(request.body or b"{}")
+    except ValueError:
+        raise ValueError("body is not valid JSON")
+    if not isinstance(doc, dict):
+        raise ValueError("body must be a JSON object")
+    return doc
+
+
+def create(ctx):
+    app = Microdot()
+    Response.default_content_type = "application/json"
+
+    @app.get("/api/status")
+    async def status(request):
+        return ctx.snapshot()
+
+    @app.get("/api/loop")
+    async def loop(request):
+        # Longest loop stall since the previous call: the bench reads it around a scenario.
+        doc = {"max_stall_ms": ctx.stall_window_ms}
+        ctx.stall_window_ms = 0
+        return doc
+
+    @app.get("/api/logs")
+    async def logs(request):
+        try:
+            since = int(request.args.get("since", "0"))
+        except ValueError:
+            return json_error(400, "since: must be an integer")
+        lines = log.since(since)
+        return {"lines": [{"seq": n, "line": s} for n, s in lines], "last": log.last_seq()}
+
+    @app.get("/api/config")
+    async def config_get(request):
+        return ctx.cfg.public()
+
+    @app.patch("/api/config")
+    async def config_patch(request):
+        try:
+            ctx.cfg.update(body_json(request))
+        except ConfigError as e:
+            return json_error(400, str(e), field=e.field)
+        except ValueError as e:
+            return json_error(400, str(e))
+        log.set_level(ctx.cfg["log.level"])
+        _log.info("config changed")
+        return ctx.cfg.public()
+
+    @app.post("/api/reboot")
+    async def reboot(request):
+        ctx.reboot()
+        return {"rebooting": True}, 202
+
+    @app.get("/")
+    async def index(request):
+        return pages.html(pages.status_page(ctx))
+
+    @app.get("/logs")
+    async def logs_page(request):
+        return pages.html(pages.logs_page(ctx))
+
+    @app.get("/style.css")
+    async def style(request):
+        return pages.stylesheet()
+
+    @app.errorhandler(404)
+    async def not_found(request):
+        return json_error(404, "not found: " + request.path)
+
+    @app.errorhandler(413)
+    async def too_large(request):
+        return json_error(413, "request body too large")
+
+    @app.errorhandler(Exception)
+    async def crashed(request, e):
+        _log.exc(e, "request failed", path=request.path)
+        return json_error(500, "internal error")
+
+    return app

@@ -1,0 +1,94 @@
+"""Compile lib/perch and the pinned dependencies with mpy-cross, then pack an app bundle."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import bundle
+import deps
+
+REPO = Path(__file__).resolve().parent.parent
+LIB = REPO / "lib"
+BUILD = REPO / "build"
+DIST = REPO / "dist"
+
+
+def package_version():
+    text = (LIB / "perch" / "version.py").read_text()
+    return text.split('VERSION = "', 1)[1].split('"', 1)[0]
+
+
+def mpy_cross():
+    exe = Path(sys.executable).parent / "mpy-cross"
+    return str(exe) if exe.exists() else "mpy-cross"
+
+
+def sources(version):
+    """[(relative .py path, source bytes)] for our package and the dependencies."""
+    deps.fetch()
+    out = []
+    for root in (LIB, deps.DEPS):
+        for py in sorted(root.rglob("*.py")):
+            rel = py.relative_to(root).as_posix()
+            data = py.read_bytes()
+            if rel == "perch/version.py":
+                data = b'VERSION = "%s"\n' % version.encode()
+            out.append((rel, data))
+    return out
+
+
+def compile_tree(version, out):
+    """Compile every source into out/ as .mpy; return [(path, bytes)] in a stable order."""
+    if out.exists():
+        shutil.rmtree(out)
+    src = out.parent / (out.name + ".src")
+    if src.exists():
+        shutil.rmtree(src)
+    files = []
+    for rel, data in sources(version):
+        p = src / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        mpy = (out / rel).with_suffix(".mpy")
+        mpy.parent.mkdir(parents=True, exist_ok=True)
+        # -s sets the name shown in tracebacks to the module path, not the temp folder.
+        subprocess.run([mpy_cross(), "-s", rel, "-o", str(mpy), str(p)], check=True)
+        files.append((mpy.relative_to(out).as_posix(), mpy.read_bytes()))
+    shutil.rmtree(src)
+    return files
+
+
+def build(version=None, sign=None, out_dir=None):
+    """Build the app bundle; return its path."""
+    version = version or package_version()
+    files = compile_tree(version, BUILD / ("app-" + version))
+    blob = bundle.pack(files, version, sign=sign)
+    out = Path(out_dir) if out_dir else DIST
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ("perch-%s.bundle" % version)
+    path.write_bytes(blob)
+    return path
+
+
+def install_root(root, bundle_path, seed_config=None):
+    """Lay out a board filesystem (what deploy puts on a board) from a bundle, in root."""
+    root = Path(root)
+    manifest, mbytes, _, files = bundle.unpack(Path(bundle_path).read_bytes())
+    slot = root / "app" / "a"
+    if slot.exists():
+        shutil.rmtree(slot)
+    for path, data in files.items():
+        p = slot / path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    (slot / "manifest.json").write_bytes(mbytes)
+    state = {"active": "a", "previous": None, "trial": False, "tries": 0, "crashes": 0,
+             "reason": None}
+    (root / "app" / "state.json").write_text(json.dumps(state))
+    for name in ("boot.py", "main.py"):
+        shutil.copy(REPO / name, root / name)
+    if seed_config is not None and not (root / "config.json").exists():
+        (root / "config.json").write_text(json.dumps(seed_config))
+    return manifest

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""perch: build, sign, serve, deploy and simulate Perch boards."""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TOOLS))
+
+import deps  # noqa: E402
+
+import build  # noqa: E402
+
+
+def cmd_deps(args):
+    deps.fetch(force=args.force)
+    print(deps.DEPS)
+
+
+def cmd_build(args):
+    print(build.build(args.version, out_dir=args.out))
+
+
+def cmd_sim(args):
+    from sim import runner
+
+    root = Path(args.root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "boot.py").exists():
+        # An empty root is a fresh board: install the working tree's build, as deploy would.
+        with tempfile.TemporaryDirectory() as tmp:
+            build.install_root(root, build.build(out_dir=tmp))
+    return runner.run(root, http_port=args.http_port, dns_port=args.dns_port, heap=args.heap,
+                      world=args.world, mac=args.mac)
+
+
+def cmd_deploy(args):
+    import deploy
+
+    deploy.deploy(args.port, config=args.config, reset=not args.no_reset)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="perch", description=__doc__)
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    s = sub.add_parser("deps", help="fetch the pinned device dependencies")
+    s.add_argument("--force", action="store_true", help="fetch again even if present")
+    s.set_defaults(func=cmd_deps)
+
+    s = sub.add_parser("build", help="compile with mpy-cross and pack the app bundle")
+    s.add_argument("--version", help="app version (default: the package's own)")
+    s.add_argument("--out", help="output folder (default: dist/)")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("deploy", help="install onto a board over serial with mpremote")
+    s.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB0")
+    s.add_argument("--config", help="seed config.json to install")
+    s.add_argument("--no-reset", action="store_true", help="do not reset the board afterwards")
+    s.set_defaults(func=cmd_deploy)
+
+    s = sub.add_parser("sim", help="run a virtual board")
+    s.add_argument("--root", default="run/board", help="the board's filesystem folder")
+    s.add_argument("--http-port", type=int, default=8080)
+    s.add_argument("--dns-port", type=int, default=5353)
+    s.add_argument("--heap", default="512k", help="MicroPython heap, e.g. 160k")
+    s.add_argument("--world", help="world file: simulated Wi-Fi networks and sensors")
+    s.add_argument("--mac", help="12 hex digits (default: derived from the root path)")
+    s.set_defaults(func=cmd_sim)
+
+    args = p.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (deps.DepsError, build.bundle.BundleError) as e:
+        print("perch: %s" % e, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
