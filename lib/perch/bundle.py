@@ -155,7 +155,7 @@ class Reader:
             got += r
             self.done += r
 
-    async def run(self, src, sink):
+    async def run(self, src, sink, check=None):
         try:
             man = await self._head(src)
             self.stage = "files"
@@ -166,6 +166,8 @@ class Reader:
             if await src.readinto(self.mv[:1]):
                 raise BundleError("trailing data after the last file")
             self.stage = "commit"
+            if check:
+                check()
             sink.commit()
             self.stage = "done"
             return man

@@ -36,3 +36,8 @@ def watchdog(timeout_ms):
 
 def mcu_temperature():
     return esp32.mcu_temperature()
+
+
+def mark_app_valid():
+    # Cancels the bootloader's pending-verify rollback of a new firmware image (no-op otherwise)
+    esp32.Partition.mark_app_valid_cancel_rollback()

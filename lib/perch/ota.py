@@ -1,0 +1,375 @@
+# OTA: install app bundles from the update server, a URL or an upload into the inactive slot,
+# confirm a trial version by its health check, and roll back on request.
+import asyncio
+import hashlib
+import json
+import time
+
+from microdot import Request, Response
+from micropython import const
+
+from perch import bundle, httpc, hw, log, slots
+
+_UPLOAD_MAX = const(16 * 1024 * 1024)
+_INDEX_MAX = const(16384)
+_INDEX_TTL_MS = const(30000)
+_HEALTHY_AGAIN_S = const(60)
+_CRASH = "app/crash.txt"
+
+_log = log.Logger("ota")
+
+
+class OTA:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.state = "idle"
+        self.progress = 0
+        self.last_error = None
+        self.target = None
+        self.reader = None
+        self.task = None
+        self.index = None
+        self.index_ms = None
+        self.index_error = None
+        st = slots.load()
+        self.trial = bool(st.get("trial"))
+        self.reason = st.get("reason")
+        self.confirmed = not self.trial
+
+    # ------------------------------------------------------------ status
+
+    def cfg(self, key):
+        return self.ctx.cfg["ota." + key]
+
+    def pct(self):
+        r = self.reader
+        if self.state in ("downloading", "installing") and r and r.total:
+            return min(99, r.done * 100 // r.total)
+        return self.progress
+
+    def status(self):
+        return {"state": self.state, "progress": self.pct(), "last_error": self.last_error,
+                "target": self.target, "trial": self.trial, "confirmed": self.confirmed,
+                "rollback_reason": self.reason}
+
+    def busy(self):
+        return self.state in ("downloading", "installing", "rebooting")
+
+    def fail(self, msg):
+        self.state = "error"
+        self.last_error = msg
+        self.reader = None
+        _log.error("update failed", error=msg, target=self.target)
+
+    # ------------------------------------------------------------ index
+
+    async def releases(self, force=False):
+        """The update server's release list (cached), or [] with index_error set."""
+        server = self.cfg("server")
+        if not server:
+            self.index_error = "ota.server is not set"
+            return []
+        now = time.ticks_ms()
+        if (not force and self.index is not None and self.index_ms is not None
+                and time.ticks_diff(now, self.index_ms) < _INDEX_TTL_MS):
+            return self.index
+        try:
+            raw = await httpc.fetch(server.rstrip("/") + "/index.json", _INDEX_MAX)
+            self.index = self.parse_index(raw)
+            self.index_error = None
+        except (httpc.HTTPError, bundle.BundleError, OSError, ValueError) as e:
+            self.index_error = "update server: %s" % e
+            self.index = self.index or []
+        self.index_ms = now
+        return self.index
+
+    def parse_index(self, raw):
+        doc = json.loads(raw)
+        signed = doc.get("signed")
+        if not isinstance(signed, str):
+            raise bundle.BundleError("index.json has no signed part")
+        sig = doc.get("signature")
+        if sig:
+            keys = self.cfg("keys")
+            if not keys:
+                raise bundle.BundleError("no trusted key configured (ota.keys is empty)")
+            try:
+                sig = bytes.fromhex(sig)
+            except ValueError:
+                raise bundle.BundleError("index.json signature is not hex")
+            digest = hashlib.sha256(signed.encode()).digest()
+            if len(sig) != 256 or not bundle.rsa_verify(digest, sig, keys):
+                raise bundle.BundleError("index.json: bad signature")
+        elif not self.cfg("allow_unsigned"):
+            raise bundle.BundleError("index.json is unsigned (ota.allow_unsigned is off)")
+        rels = json.loads(signed).get("releases")
+        if not isinstance(rels, list):
+            raise bundle.BundleError("index.json has no release list")
+        out = []
+        for r in rels:
+            if isinstance(r, dict) and isinstance(r.get("version"), str) and r.get("file"):
+                out.append(r)
+        out.sort(key=lambda r: bundle.parse_version(r["version"]), reverse=True)
+        return out
+
+    async def describe(self):
+        rels = await self.releases()
+        floor = self.cfg("min_version")
+        cur = self.ctx.version
+        avail = []
+        for r in rels:
+            v = r["version"]
+            avail.append({"version": v, "size": r.get("size"), "date": r.get("date"),
+                          "notes": r.get("notes"), "current": v == cur,
+                          "downgrade": bundle.version_lt(v, cur),
+                          "allowed": not bundle.version_lt(v, floor)})
+        doc = self.status()
+        doc["progress"] = self.pct()
+        doc.update({"current": cur, "previous": slots.slot_version(slots.load()["previous"]),
+                    "available": avail, "index_error": self.index_error,
+                    "min_version": floor, "server": self.cfg("server")})
+        return doc
+
+    # ------------------------------------------------------------ install
+
+    def check_start(self, version=None):
+        if self.busy():
+            raise ValueError("an update is already running (%s)" % self.state)
+        if self.trial and not self.confirmed:
+            raise ValueError("version %s is still on trial; wait for it to be confirmed"
+                             % self.ctx.version)
+        if version is not None:
+            floor = self.cfg("min_version")
+            if bundle.version_lt(version, floor):
+                raise ValueError("version %s is below ota.min_version %s" % (version, floor))
+
+    def new_reader(self, total):
+        self.reader = bundle.Reader(self.cfg("keys"), self.cfg("allow_unsigned"),
+                                    self.cfg("min_version"), "app", slots.free_bytes(), total)
+        return self.reader
+
+    async def resolve(self, version):
+        rels = await self.releases(force=True)
+        for r in rels:
+            if r["version"] == version:
+                return r
+        if self.index_error:
+            raise ValueError(self.index_error)
+        raise LookupError("version %s is not on the update server" % version)
+
+    async def install_url(self, url, expect=None):
+        """Download and install; `expect` is the index entry (size and sha256 checked too)."""
+        self.state = "downloading"
+        self.last_error = None
+        self.progress = 0
+        dl = httpc.Download(url)
+        try:
+            await dl.start()
+            r = self.new_reader(dl.total or (expect or {}).get("size") or 0)
+            h = hashlib.sha256() if expect and expect.get("sha256") else None
+            src = _Hashing(dl, h)
+
+            def check():
+                if expect and expect.get("size") not in (None, src.n):
+                    raise bundle.BundleError("size %d differs from index.json (%d)"
+                                             % (src.n, expect["size"]))
+                if h and h.digest().hex() != expect["sha256"]:
+                    raise bundle.BundleError("sha256 differs from index.json")
+
+            man = await r.run(src, slots.SlotSink(), check)
+        except (bundle.BundleError, httpc.HTTPError, OSError, ValueError) as e:
+            self.fail(str(e))
+            return False
+        finally:
+            dl.close()
+        self.installed(man)
+        return True
+
+    def installed(self, man):
+        self.state = "rebooting"
+        self.progress = 100
+        self.reader = None
+        _log.info("installed, rebooting into trial", version=man["version"],
+                  previous=self.ctx.version)
+        self.ctx.reboot(500)
+
+    def start(self, coro_fn, *args):
+        async def job():
+            try:
+                await coro_fn(*args)
+            except Exception as e:
+                self.fail("%s: %s" % (type(e).__name__, e))
+        self.task = asyncio.create_task(job())
+
+    async def install_version(self, version):
+        self.check_start(version)
+        self.target = version
+        self.state = "downloading"
+        self.last_error = None
+        self.progress = 0
+        try:
+            rel = await self.resolve(version)
+        except Exception as e:
+            self.fail(str(e))
+            raise
+        url = httpc.join(self.cfg("server").rstrip("/") + "/index.json", rel["file"])
+        self.start(self.install_url, url, rel)
+
+    def install_from_url(self, url):
+        self.check_start()
+        httpc.split_url(url)
+        self.target = url
+        self.state = "downloading"
+        self.last_error = None
+        self.start(self.install_url, url)
+
+    async def upload(self, request):
+        self.check_start()
+        n = request.content_length
+        if not n:
+            raise ValueError("empty upload: send the bundle as the request body")
+        self.target = "upload"
+        self.state = "installing"
+        self.last_error = None
+        self.progress = 0
+        src = bundle.Source(request.stream, n)
+        try:
+            man = await self.new_reader(n).run(src, slots.SlotSink())
+        except bundle.BundleError as e:
+            self.fail(str(e))
+            # drain so the client reads our answer instead of a reset connection
+            await _drain(src)
+            return None
+        self.installed(man)
+        return man
+
+    def rollback(self, why):
+        if self.busy():
+            raise ValueError("an update is running (%s)" % self.state)
+        st = slots.rollback(why)
+        self.state = "rebooting"
+        _log.warning("rolling back", to=slots.slot_version(st["active"]), reason=why)
+        self.ctx.reboot(500)
+        return st
+
+    # ------------------------------------------------------------ confirmation
+
+    async def web_serving(self):
+        try:
+            r = await httpc.fetch("http://127.0.0.1:%d/api/ota/ping" % self.ctx.cfg["http.port"],
+                                  64)
+            return r == b"pong"
+        except Exception:
+            return False
+
+    def failing(self):
+        bad = [n for n, fn in self.ctx.health.items() if not _safe(fn)]
+        if not self.ctx.started:
+            bad.insert(0, "app")
+        return bad
+
+    async def confirm_loop(self):
+        if self.reason:
+            _log.warning("rolled back", reason=self.reason, running=self.ctx.version)
+        limit = self.cfg("confirm_s")
+        t0 = self.ctx.boot_ms
+        while True:
+            await asyncio.sleep_ms(500 if self.trial else 5000)
+            if not self.failing() and await self.web_serving():
+                break
+            if self.trial and time.ticks_diff(time.ticks_ms(), t0) > limit * 1000:
+                why = "health check did not pass within %d s: %s" % (
+                    limit, ", ".join(self.failing()) or "web")
+                _log.error("trial failed, resetting", reason=why)
+                try:
+                    with open(_CRASH, "w") as f:
+                        f.write(why)
+                except OSError:
+                    pass
+                await asyncio.sleep_ms(200)
+                hw.reset()
+        if self.trial:
+            slots.confirm()
+            _log.info("version confirmed", version=self.ctx.version)
+        hw.mark_app_valid()
+        self.confirmed = True
+        # a confirmed version that stays up is not in a boot loop: clear its crash count
+        await asyncio.sleep(_HEALTHY_AGAIN_S)
+        slots.confirm()
+
+
+def _safe(fn):
+    try:
+        return bool(fn())
+    except Exception:
+        return False
+
+
+async def _drain(src):
+    buf = bytearray(512)
+    mv = memoryview(buf)
+    try:
+        while await src.readinto(mv):
+            pass
+    except Exception:
+        pass
+
+
+class _Hashing:
+    # passes reads through, hashing the raw bundle bytes for the index.json check
+    def __init__(self, src, h):
+        self.src = src
+        self.h = h
+        self.n = 0
+
+    async def readinto(self, mv):
+        n = await self.src.readinto(mv)
+        if n and self.h:
+            self.h.update(mv[:n])
+        self.n += n
+        return n
+
+
+# ---------------------------------------------------------------- setup
+
+
+def setup(ctx):
+    from perch import ota_web
+
+    o = OTA(ctx)
+    ctx.ota = o
+    ctx.status["ota"] = o.status
+    # only /api/ota/upload takes a large body; every other route keeps the small limit
+    small = Request.max_content_length
+    Request.max_content_length = _UPLOAD_MAX
+
+    @ctx.web.before_request
+    async def body_limit(request):
+        if request.content_length > small and request.path != "/api/ota/upload":
+            return Response({"error": "request body too large"}, 413)
+
+    ota_web.routes(ctx, o)
+    ctx.commands["ota"] = o.mqtt_ota = _mqtt_ota(o)
+    ctx.commands["rollback"] = _mqtt_rollback(o)
+    asyncio.create_task(o.confirm_loop())
+
+
+def _mqtt_ota(o):
+    async def cmd(doc):
+        v = doc.get("version")
+        url = doc.get("url")
+        if isinstance(v, str):
+            await o.install_version(v)
+            return {"ok": True, "state": o.state, "version": v}
+        if isinstance(url, str):
+            o.install_from_url(url)
+            return {"ok": True, "state": o.state, "url": url}
+        raise ValueError("ota needs \"version\" or \"url\"")
+    return cmd
+
+
+def _mqtt_rollback(o):
+    async def cmd(doc):
+        st = o.rollback("rollback by MQTT command from %s" % o.ctx.version)
+        return {"ok": True, "to": slots.slot_version(st["active"])}
+    return cmd
