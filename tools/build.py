@@ -1,5 +1,6 @@
 """Compile lib/perch and the pinned dependencies with mpy-cross, then pack an app bundle."""
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -36,6 +37,9 @@ def sources(version):
             if rel == "perch/version.py":
                 data = b'VERSION = "%s"\n' % version.encode()
             out.append((rel, data))
+    # Static assets become bytes constants, so they load like code, frozen or not.
+    css = gzip.compress((LIB / "perch" / "style.css").read_bytes(), 9, mtime=0)
+    out.append(("perch/assets.py", b"CSS_GZ = %r\n" % css))
     return out
 
 

@@ -22,7 +22,7 @@ _LEVEL = const(7)
 _URL = const(8)
 
 # key: (type, default, min, max). Lengths bound strings, values bound ints.
-SCHEMA = {
+SCHEMA: dict = {
     "name": (_STR, None, 1, 32),
     "wifi.networks": (_NETS, [], 0, 8),
     "wifi.fallback_s": (_INT, 120, 10, 86400),
@@ -89,9 +89,9 @@ def parse_version(v):
 
 def check(key, v):
     """Return the validated value for key, or raise ConfigError naming the key."""
-    spec = SCHEMA.get(key)
-    _need(spec is not None, key, "unknown setting")
-    t, _, lo, hi = spec
+    if key not in SCHEMA:
+        raise ConfigError(key, "unknown setting")
+    t, _, lo, hi = SCHEMA[key]
     if v is None:
         _need(t in (_STR, _SECRET, _URL), key, "cannot be null")
         return None
@@ -138,7 +138,7 @@ def flatten(tree, prefix="", out=None):
 
 
 def nest(flat):
-    out = {}
+    out: dict = {}
     for key, v in flat.items():
         head, _, tail = key.rpartition(".")
         node = out

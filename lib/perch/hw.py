@@ -35,7 +35,8 @@ def watchdog(timeout_ms):
 
 
 def mcu_temperature():
-    return esp32.mcu_temperature()
+    # The original ESP32 only has raw_temperature(), in degrees Fahrenheit.
+    return (esp32.raw_temperature() - 32) / 1.8
 
 
 def mark_app_valid():

@@ -15,10 +15,10 @@ _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}
 _RING = const(64)
 
 level = INFO
-_lines = [None] * _RING
+_lines: list = [None] * _RING
 _seq = 0
 # Callables (levelno, line) that want every line at WARNING and above (MQTT forwarding).
-forwarders = []
+forwarders: list = []
 
 
 def set_level(name):

@@ -3,39 +3,14 @@
 # Pages are plain HTML forms that work without JavaScript in a phone's captive mini-browser;
 # scripts only refresh what is already shown. Nothing is loaded from outside the device.
 
-import io
-
-import deflate
 from microdot import Response
-
-_CSS = b"""*{box-sizing:border-box}body{font:16px/1.4 system-ui,sans-serif;margin:0;\
-background:#f4f5f7;color:#1d2330}header{background:#16324f;color:#fff;padding:.7em 1em}\
-header b{font-size:1.15em}nav a{color:#cfe0f5;margin-right:.9em;text-decoration:none}\
-main{max-width:34em;margin:0 auto;padding:1em}section{background:#fff;border-radius:8px;\
-padding:1em;margin:0 0 1em;box-shadow:0 1px 2px #0002}h2{font-size:1.1em;margin:0 0 .6em}\
-table{width:100%;border-collapse:collapse}td{padding:.25em 0;vertical-align:top}\
-td:first-child{color:#5b6575;width:40%}input,select,button{font:inherit;width:100%;\
-padding:.6em;margin:.2em 0 .7em;border:1px solid #b9c0cc;border-radius:6px}\
-button,.btn{background:#1f6feb;color:#fff;border:0;cursor:pointer;display:inline-block;\
-text-align:center;padding:.6em 1em;border-radius:6px;text-decoration:none}\
-button.warn{background:#c9372c}.ok{color:#187a3a}.err{color:#c9372c}.muted{color:#5b6575}\
-pre{white-space:pre-wrap;word-break:break-all;font-size:.8em;background:#10151d;color:#d6dde8;\
-padding:.8em;border-radius:6px;max-height:70vh;overflow:auto}ul.nets{list-style:none;padding:0}\
-ul.nets li{border-bottom:1px solid #e3e6eb}ul.nets label{display:flex;gap:.6em;padding:.6em 0;\
-align-items:center}ul.nets input{width:auto;margin:0}.grow{flex:1}"""
-
-_css_gz = None
 
 
 def stylesheet():
-    # Gzip once on first use; a captive mini-browser fetches it on every page otherwise.
-    global _css_gz
-    if _css_gz is None:
-        buf = io.BytesIO()
-        with deflate.DeflateIO(buf, deflate.GZIP) as z:
-            z.write(_CSS)
-        _css_gz = buf.getvalue()
-    return Response(_css_gz, headers={
+    # Gzipped at build time: the ESP32 port's deflate cannot compress.
+    from perch.assets import CSS_GZ  # type: ignore[import-not-found]  # made by the build
+
+    return Response(CSS_GZ, headers={
         "Content-Type": "text/css", "Content-Encoding": "gzip",
         "Cache-Control": "max-age=86400"})
 

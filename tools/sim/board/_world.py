@@ -1,0 +1,78 @@
+# The simulated radio environment: the JSON file named by PERCH_SIM_WORLD, shared by the
+# virtual board's network, machine and sensor modules. Tests rewrite it while the board runs.
+import json
+import os
+import time
+
+# File mtimes have one-second resolution here: a file touched this recently may change again
+# without its stat changing, so it is re-read until it has settled ("racy git" rule).
+_SETTLE_S = 2
+
+_key = None
+_data = {}
+
+
+def _path():
+    return os.getenv("PERCH_SIM_WORLD")
+
+
+def world():
+    """The current world as a dict; {} when there is no world file."""
+    global _key, _data
+    path = _path()
+    if not path:
+        return {}
+    try:
+        st = os.stat(path)
+    except OSError:
+        _key = None
+        _data = {}
+        return _data
+    key = (path, st[1], st[6], st[8])  # path, inode, size, mtime
+    if key == _key:
+        return _data
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        # caught mid-write: keep what we had, retry on the next call
+        return _data
+    if not isinstance(data, dict):
+        data = {}
+    _data = data
+    _key = key if time.time() - st[8] > _SETTLE_S else None
+    return _data
+
+
+def get(name, default=None):
+    return world().get(name, default)
+
+
+def networks():
+    """Well-formed network entries only: a bad entry must not take the radio down."""
+    out = []
+    nets = get("networks")
+    if not isinstance(nets, list):
+        return out
+    for n in nets:
+        if isinstance(n, dict) and isinstance(n.get("ssid"), str):
+            out.append(n)
+    return out
+
+
+def find(ssid):
+    for n in networks():
+        if n["ssid"] == ssid:
+            return n
+    return None
+
+
+def sensors():
+    s = get("sensors")
+    return s if isinstance(s, dict) else {}
+
+
+def ms(name, default):
+    """A duration in ms from the world (e.g. "scan_ms"), falling back to the default."""
+    v = get(name, default)
+    return v if isinstance(v, int) and v >= 0 else default

@@ -1,0 +1,242 @@
+"""Virtual-board supervisor: runs the device code under the MicroPython Unix port.
+
+It plays the part of the chip's power and reset circuitry: `machine.reset()` (exit code 75)
+and a power cut (SIGKILL of the board process) restart the board on the same root, a watchdog
+that is not fed kills and restarts it, any other exit leaves it "at the REPL" until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BOARD_DIR = Path(__file__).resolve().parent / "board"
+EXIT_RESET = 75  # machine.reset(): EX_TEMPFAIL, unlikely to come from anything else
+STOP_GRACE_S = 5.0
+POLL_S = 0.05
+
+# machine.reset_cause() values of the ESP32 port
+PWRON_RESET = "PWRON_RESET"
+SOFT_RESET = "SOFT_RESET"
+WDT_RESET = "WDT_RESET"
+
+
+def _say(msg: str) -> None:
+    # stdout belongs to the board's log stream; supervisor notes go to stderr
+    print(f"[sim] {msg}", file=sys.stderr, flush=True)
+
+
+def find_micropython() -> str:
+    """The `micropython` of the running venv, else the one on PATH."""
+    here = Path(sys.executable).parent / "micropython"
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if not found:
+        raise FileNotFoundError(f"micropython not found next to {sys.executable} nor on PATH")
+    return found
+
+
+def default_mac(root: str | os.PathLike) -> str:
+    """Stable per-root MAC: Espressif OUI plus three bytes hashed from the root path."""
+    digest = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()
+    return "240ac4" + digest[:6]
+
+
+def _check_mac(mac: str) -> str:
+    mac = mac.replace(":", "").replace("-", "").lower()
+    if len(mac) != 12 or any(c not in "0123456789abcdef" for c in mac):
+        raise ValueError(f"--mac must be 12 hex digits, got {mac!r}")
+    return mac
+
+
+def board_pid(supervisor_pid: int) -> int | None:
+    """Pid of the MicroPython process a supervisor is running (Linux /proc), for power cuts."""
+    try:
+        for task in os.listdir(f"/proc/{supervisor_pid}/task"):
+            with open(f"/proc/{supervisor_pid}/task/{task}/children") as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+    except OSError:
+        pass
+    return None
+
+
+def board_env(root: Path, http_port: int, dns_port: int, world, env, mac, ctl_port: int) -> dict:
+    out = dict(os.environ)
+    if env:
+        out.update({k: str(v) for k, v in env.items()})
+    out["MICROPYPATH"] = f"{BOARD_DIR}:.frozen"
+    out["PERCH_HTTP_PORT"] = str(http_port)
+    out["PERCH_DNS_PORT"] = str(dns_port)
+    out["PERCH_SIM_CTL"] = str(ctl_port)
+    out["PERCH_SIM_MAC"] = _check_mac(mac) if mac else default_mac(root)
+    if world:
+        out["PERCH_SIM_WORLD"] = str(Path(world).resolve())
+    else:
+        out.pop("PERCH_SIM_WORLD", None)
+    return out
+
+
+class _Supervisor:
+    def __init__(self, root: Path, heap: str, env: dict, ctl: socket.socket):
+        self.root = root
+        self.heap = heap
+        self.env = env
+        self.ctl = ctl
+        self.stop = False
+        self.proc: subprocess.Popen | None = None
+        self.wdt_deadline: float | None = None
+        self.wdt_ms = 0
+
+    def on_signal(self, signum, frame) -> None:
+        self.stop = True
+
+    def start(self, cause: str) -> None:
+        self._drain_ctl()  # feeds queued by the previous incarnation must not arm this one
+        self.wdt_deadline = None
+        env = dict(self.env, PERCH_SIM_RESET_CAUSE=cause)
+        cmd = [find_micropython(), "-X", f"heapsize={self.heap}", "-c", "import _board"]
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL)
+        _say(f"board started pid={self.proc.pid} cause={cause}")
+
+    def _drain_ctl(self) -> None:
+        while True:
+            try:
+                self.ctl.recv(64)
+            except BlockingIOError:
+                return
+
+    def _handle_ctl(self) -> None:
+        while True:
+            try:
+                msg = self.ctl.recv(64).decode("ascii", "replace").split()
+            except BlockingIOError:
+                return
+            if not msg:
+                continue
+            if msg[0] == "wdt" and len(msg) == 2 and msg[1].isdigit():
+                self.wdt_ms = int(msg[1])
+                self.wdt_deadline = time.monotonic() + self.wdt_ms / 1000
+            elif msg[0] == "feed" and self.wdt_deadline is not None:
+                self.wdt_deadline = time.monotonic() + self.wdt_ms / 1000
+            else:
+                _say(f"ignored control message {msg!r}")
+
+    def _kill(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def _terminate(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _say("board ignored SIGTERM, killing it")
+                self._kill()
+
+    def wait_event(self) -> str:
+        """Block until the board exits, the WDT bites or we are told to stop."""
+        assert self.proc is not None
+        while True:
+            if self.stop:
+                return "stop"
+            rc = self.proc.poll()
+            if rc is not None:
+                return "exit"
+            timeout = POLL_S
+            if self.wdt_deadline is not None:
+                left = self.wdt_deadline - time.monotonic()
+                if left <= 0:
+                    return "wdt"
+                timeout = min(timeout, left)
+            readable, _, _ = select.select([self.ctl], [], [], timeout)
+            if readable:
+                self._handle_ctl()
+
+    def loop(self) -> int:
+        self.start(PWRON_RESET)
+        while True:
+            event = self.wait_event()
+            assert self.proc is not None
+            if event == "stop":
+                self._terminate()
+                _say("stopped")
+                return 0
+            if event == "wdt":
+                _say(f"watchdog not fed for {self.wdt_ms} ms: resetting the board")
+                self._kill()
+                self.start(WDT_RESET)
+                continue
+            rc = self.proc.returncode
+            if rc == EXIT_RESET:
+                _say("machine.reset(): rebooting")
+                self.start(SOFT_RESET)
+            elif rc == -signal.SIGKILL:
+                _say("board lost power (SIGKILL): powering it back on")
+                self.start(PWRON_RESET)
+            else:
+                _say(f"board halted at the REPL (exit code {rc}); SIGTERM stops the simulator")
+                while not self.stop:
+                    time.sleep(POLL_S)
+                _say("stopped")
+                return 0
+
+
+def run(root, http_port=8080, dns_port=5353, heap="512k", world=None, env=None, mac=None) -> int:
+    """Run a virtual board on `root` until SIGTERM/SIGINT; returns the exit status (0)."""
+    root_path = Path(root).resolve()
+    if not root_path.is_dir():
+        raise NotADirectoryError(f"board root {root_path} is not a directory")
+    ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ctl.bind(("127.0.0.1", 0))
+    ctl.setblocking(False)
+    sup = _Supervisor(
+        root_path,
+        str(heap),
+        board_env(root_path, http_port, dns_port, world, env, mac, ctl.getsockname()[1]),
+        ctl,
+    )
+    old = {s: signal.signal(s, sup.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return sup.loop()
+    finally:
+        if sup.proc is not None and sup.proc.poll() is None:
+            sup._kill()
+        for s, h in old.items():
+            signal.signal(s, h)
+        ctl.close()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="sim", description="Run a Perch virtual board.")
+    p.add_argument("--root", required=True, help="the board's filesystem (a folder)")
+    p.add_argument("--http-port", type=int, default=8080, help="web server port (PERCH_HTTP_PORT)")
+    p.add_argument("--dns-port", type=int, default=5353, help="captive DNS port (PERCH_DNS_PORT)")
+    p.add_argument("--heap", default="512k", help="MicroPython -X heapsize, e.g. 160k")
+    p.add_argument("--world", help="JSON file describing the simulated radio environment")
+    p.add_argument("--mac", help="12 hex digits; default derived from the root path")
+    a = p.parse_args(argv)
+    try:
+        return run(a.root, a.http_port, a.dns_port, a.heap, a.world, mac=a.mac)
+    except (OSError, ValueError) as e:
+        p.error(str(e))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
