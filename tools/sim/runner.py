@@ -22,6 +22,7 @@ from pathlib import Path
 BOARD_DIR = Path(__file__).resolve().parent / "board"
 EXIT_RESET = 75  # machine.reset(): EX_TEMPFAIL, unlikely to come from anything else
 STOP_GRACE_S = 5.0
+RESET_GRACE_S = 2.0
 POLL_S = 0.05
 
 # machine.reset_cause() values of the ESP32 port
@@ -98,6 +99,7 @@ class _Supervisor:
         self.proc: subprocess.Popen | None = None
         self.wdt_deadline: float | None = None
         self.wdt_ms = 0
+        self.reset_deadline: float | None = None
 
     def on_signal(self, signum, frame) -> None:
         self.stop = True
@@ -105,6 +107,7 @@ class _Supervisor:
     def start(self, cause: str) -> None:
         self._drain_ctl()  # feeds queued by the previous incarnation must not arm this one
         self.wdt_deadline = None
+        self.reset_deadline = None
         env = dict(self.env, PERCH_SIM_RESET_CAUSE=cause)
         cmd = [find_micropython(), "-X", f"heapsize={self.heap}", "-c", "import _board"]
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL)
@@ -130,6 +133,10 @@ class _Supervisor:
                 self.wdt_deadline = time.monotonic() + self.wdt_ms / 1000
             elif msg[0] == "feed" and self.wdt_deadline is not None:
                 self.wdt_deadline = time.monotonic() + self.wdt_ms / 1000
+            elif msg[0] == "reset":
+                # machine.reset() announces itself, then exits 75; if device code swallows
+                # that SystemExit, the grace period runs out and the reset is forced
+                self.reset_deadline = time.monotonic() + RESET_GRACE_S
             else:
                 _say(f"ignored control message {msg!r}")
 
@@ -159,11 +166,15 @@ class _Supervisor:
             if rc is not None:
                 return "exit"
             timeout = POLL_S
+            now = time.monotonic()
+            if self.reset_deadline is not None:
+                if self.reset_deadline <= now:
+                    return "reset"
+                timeout = min(timeout, self.reset_deadline - now)
             if self.wdt_deadline is not None:
-                left = self.wdt_deadline - time.monotonic()
-                if left <= 0:
+                if self.wdt_deadline <= now:
                     return "wdt"
-                timeout = min(timeout, left)
+                timeout = min(timeout, self.wdt_deadline - now)
             readable, _, _ = select.select([self.ctl], [], [], timeout)
             if readable:
                 self._handle_ctl()
@@ -182,8 +193,13 @@ class _Supervisor:
                 self._kill()
                 self.start(WDT_RESET)
                 continue
+            if event == "reset":
+                _say("machine.reset() did not exit (SystemExit swallowed?): forcing the reset")
+                self._kill()
+                self.start(SOFT_RESET)
+                continue
             rc = self.proc.returncode
-            if rc == EXIT_RESET:
+            if rc == EXIT_RESET or self.reset_deadline is not None:
                 _say("machine.reset(): rebooting")
                 self.start(SOFT_RESET)
             elif rc == -signal.SIGKILL:

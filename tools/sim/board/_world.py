@@ -76,3 +76,14 @@ def ms(name, default):
     """A duration in ms from the world (e.g. "scan_ms"), falling back to the default."""
     v = get(name, default)
     return v if isinstance(v, int) and v >= 0 else default
+
+
+def base_mac():
+    """The board's base MAC (machine.unique_id, the STA MAC) from PERCH_SIM_MAC."""
+    try:
+        return bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6] or _DEFAULT_MAC
+    except ValueError:
+        return _DEFAULT_MAC
+
+
+_DEFAULT_MAC = b"\x24\x0a\xc4\x00\x00\x01"

@@ -2,7 +2,6 @@
 # The radio environment comes from the world file (see _world.py), re-read on every call,
 # so a test can make access points appear, vanish or change password while the board runs.
 import hashlib
-import os
 import time
 
 import _world
@@ -69,14 +68,6 @@ def _err(msg):
     return OSError(msg)
 
 
-def _base_mac():
-    mac = os.getenv("PERCH_SIM_MAC") or "240ac4000000"
-    try:
-        return bytes.fromhex(mac)
-    except ValueError:
-        return b"\x24\x0a\xc4\x00\x00\x00"
-
-
 def _auth(net):
     sec = net.get("security")
     if isinstance(sec, int):
@@ -141,7 +132,7 @@ class _Iface:
         self.retry = False  # AP vanished: rejoin by itself when it comes back, as the chip does
         self.net = None
         self.static = None
-        mac = _base_mac()
+        mac = _world.base_mac()
         if if_id == AP_IF:
             mac = mac[:5] + bytes([(mac[5] + 1) & 0xFF])
             self.ssid = f"ESP_{mac[3]:02X}{mac[4]:02X}{mac[5]:02X}"
