@@ -9,7 +9,8 @@ try:
 
     perch.app.main()
     _why = "app returned"
-except KeyboardInterrupt:
+except (KeyboardInterrupt, SystemExit):
+    # SystemExit is the virtual board's machine.reset() under way; Ctrl-C is a maker at the REPL
     raise
 except BaseException as e:
     sys.print_exception(e)
