@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import write_world
 from ota_helpers import CRASH_APP, HANG_APP, Release, wait_for, wait_version
 
 CONFIRM_S = 10
+LAB = {"ssid": "lab", "password": "otatest-pass", "rssi": -50, "channel": 6,
+       "security": "WPA2", "hidden": False}
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +26,13 @@ def rel(tmp_path_factory):
 
 
 @pytest.fixture
-def ota_board(board, rel):
+def ota_board(board, rel, tmp_path):
     def make(**kw):
-        b = board(bundle=rel.dist / "perch-1.0.0.bundle", config=rel.config(),
+        # downloads need the simulated station up: a known network in the world and config
+        world = write_world(tmp_path / "ota-world.json", [LAB])
+        cfg = rel.config()
+        cfg["wifi"] = {"networks": [{"ssid": LAB["ssid"], "password": LAB["password"]}]}
+        b = board(bundle=rel.dist / "perch-1.0.0.bundle", config=cfg, world=world,
                   env={"PERCH_OTA_CONFIRM_S": str(CONFIRM_S)}, **kw)
         wait_version(b, "1.0.0")
         return b
