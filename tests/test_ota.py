@@ -35,6 +35,7 @@ def ota_board(board, rel, tmp_path):
         b = board(bundle=rel.dist / "perch-1.0.0.bundle", config=cfg, world=world,
                   env={"PERCH_OTA_CONFIRM_S": str(CONFIRM_S)}, **kw)
         wait_version(b, "1.0.0")
+        wait_for(lambda: b.status()["wifi"]["ip"], 20, "station up", b)
         return b
     return make
 
@@ -43,7 +44,7 @@ def test_upgrade_downgrade_upload_rollback(ota_board, rel):
     b = ota_board()
     doc = b.get("/api/ota").json()
     assert doc["current"] == "1.0.0" and doc["previous"] is None
-    assert [r["version"] for r in doc["available"]] == ["1.1.0", "1.0.0"]
+    assert [r["version"] for r in doc["available"]] == ["1.1.0", "1.0.0"], doc["index_error"]
     assert doc["available"][1]["current"] and doc["available"][0]["notes"] == "release 1.1.0"
 
     # upgrade from the server
