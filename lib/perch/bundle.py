@@ -211,7 +211,7 @@ class Reader:
             raise BundleError("unsigned bundle refused (ota.allow_unsigned is off)")
         self.stage = "manifest"
         try:
-            man = json.loads(mbuf)
+            man = json.loads(bytes(mbuf))
         except ValueError:
             raise BundleError("manifest is not valid JSON")
         del mbuf

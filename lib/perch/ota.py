@@ -349,7 +349,7 @@ def setup(ctx):
             return Response({"error": "request body too large"}, 413)
 
     ota_web.routes(ctx, o)
-    ctx.commands["ota"] = o.mqtt_ota = _mqtt_ota(o)
+    ctx.commands["ota"] = _mqtt_ota(o)
     ctx.commands["rollback"] = _mqtt_rollback(o)
     asyncio.create_task(o.confirm_loop())
 

@@ -103,7 +103,8 @@ async def firmware_page(ctx, o, error=None):
     info = ('<table><tr><td>Running</td><td id="cur" data-v="%s">%s (%s)</td></tr>'
             '<tr><td>Previous</td><td id="prev">%s</td></tr>'
             '<tr><td>Floor</td><td>%s</td></tr>'
-            % (esc(d["current"]), esc(d["current"]), trial, esc(d["previous"] or "none"), esc(d["min_version"])))
+            % (esc(d["current"]), esc(d["current"]), trial, esc(d["previous"] or "none"),
+               esc(d["min_version"])))
     if d["rollback_reason"]:
         info += '<tr><td>Rolled back</td><td id="reason" class="err">%s</td></tr>' % esc(
             d["rollback_reason"])

@@ -159,10 +159,14 @@ class SlotSink:
         self.f = open(STAGING + "/" + path, "wb")
 
     def write(self, mv):
-        self.f.write(mv)
+        f = self.f
+        if f is not None:
+            f.write(mv)
 
     def close(self):
-        self.f.close()
+        f = self.f
+        if f is not None:
+            f.close()
         self.f = None
 
     def abort(self):
