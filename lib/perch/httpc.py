@@ -70,8 +70,10 @@ class Response:
 
 async def _connect(host, port, ssl):
     if ssl:
-        return await asyncio.open_connection(host, port, ssl=ssl)
-    return await asyncio.open_connection(host, port)
+        conn = asyncio.open_connection(host, port, ssl=ssl)
+    else:
+        conn = asyncio.open_connection(host, port)
+    return await asyncio.wait_for(conn, _TIMEOUT_S)
 
 
 async def _open(url, offset):
@@ -87,7 +89,7 @@ async def _open(url, offset):
         setattr(ctx, "verify_mode", _ssl.CERT_NONE)  # noqa: B010 - not in every port's stubs
         ssl = ctx
     try:
-        r, w = await asyncio.wait_for(_connect(host, port, ssl), _TIMEOUT_S)
+        r, w = await _connect(host, port, ssl)
     except asyncio.TimeoutError:
         raise HTTPError("connect to %s:%d timed out" % (host, port))
     except OSError as e:
