@@ -3,6 +3,9 @@ an update-server folder served on loopback."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import subprocess
 import sys
 import time
@@ -46,8 +49,12 @@ class Release:
             self.files[version] = build.compile_tree(version, self.tmp / ("tree-" + version))
         return self.files[version]
 
-    def make(self, version: str, app_src: str | None = None, name: str | None = None) -> Path:
+    def make(self, version: str, app_src: str | None = None, name: str | None = None,
+             filler: int = 0) -> Path:
         files = list(self.tree(version))
+        if filler:
+            # incompressible padding: stretches download and flash writes for fault injection
+            files.append(("perch/filler.bin", os.urandom(filler)))
         if app_src is not None:
             mpy = compile_src(app_src, "perch/app.py", self.tmp)
             files = [(p, mpy if p == "perch/app.mpy" else d) for p, d in files]
@@ -55,10 +62,10 @@ class Release:
         path.write_bytes(bundle.pack(files, version, key=self.key))
         return path
 
-    def serve(self, versions: list[str]):
+    def serve(self, versions: list[str], filler: int = 0):
         self.www = self.tmp / "www"
         for v in versions:
-            update_server.release(self.www, self.make(v), self.keys["private"],
+            update_server.release(self.www, self.make(v, filler=filler), self.keys["private"],
                                   notes=f"release {v}")
         self.server, self.url = update_server.serve_in_thread(self.www)
         return self.url
@@ -94,3 +101,15 @@ def wait_version(board, version, confirmed=True, timeout=40.0):
         return s["version"] == version and (not confirmed or s["ota"]["confirmed"])
 
     return wait_for(lambda: status_if(board, ok), timeout, f"version {version}", board)
+
+
+def check_active_slot(root: Path) -> str:
+    """The active slot is complete and every file matches its manifest; returns its version."""
+    st = json.loads((root / "app" / "state.json").read_text())
+    slot = root / "app" / st["active"]
+    man = json.loads((slot / "manifest.json").read_text())
+    for e in man["files"]:
+        data = (slot / e["path"]).read_bytes()
+        assert len(data) == e["size"], e["path"]
+        assert hashlib.sha256(data).hexdigest() == e["sha256"], e["path"]
+    return man["version"]
