@@ -225,7 +225,7 @@ class Reader:
         t = man.get("type")
         if t not in _TYPES:
             raise BundleError("unknown bundle type %r" % (t,))
-        if t != self.kind:
+        if self.kind and t != self.kind:
             raise BundleError("wrong bundle type: %s, expected %s" % (t, self.kind))
         ver = man.get("version")
         if version_lt(ver, self.min_version):

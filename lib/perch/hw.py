@@ -42,3 +42,14 @@ def mcu_temperature():
 def mark_app_valid():
     # Cancels the bootloader's pending-verify rollback of a new firmware image (no-op otherwise)
     esp32.Partition.mark_app_valid_cancel_rollback()
+
+
+def ota_partitions():
+    # (running, next update) app partitions of the OTA partition table
+    # the stubs type id as str; the port also takes Partition.RUNNING (documented API)
+    run = esp32.Partition(esp32.Partition.RUNNING)  # type: ignore[arg-type]
+    return run, run.get_next_update()
+
+
+def partition_label(p):
+    return p.info()[4]

@@ -15,6 +15,7 @@ _INDEX_MAX = const(16384)
 _INDEX_TTL_MS = const(30000)
 _HEALTHY_AGAIN_S = const(60)
 _CRASH = "app/crash.txt"
+_FW_PENDING = "app/firmware.json"  # fwimage.PENDING; fwimage is imported only when needed
 
 _log = log.Logger("ota")
 
@@ -34,7 +35,27 @@ class OTA:
         st = slots.load()
         self.trial = bool(st.get("trial"))
         self.reason = st.get("reason")
-        self.confirmed = not self.trial
+        self.fw_trial = None
+        if slots.exists(_FW_PENDING):
+            self.firmware_boot(st)
+        self.confirmed = not self.trial and not self.fw_trial
+
+    def firmware_boot(self, st):
+        from perch import fwimage
+
+        fw = fwimage.pending()
+        try:
+            running = hw.partition_label(hw.ota_partitions()[0])
+        except (OSError, ValueError):
+            running = None
+        if fw and running == fw.get("label"):
+            self.fw_trial = fw  # first boots of a new image: confirm it or the bootloader reverts
+            return
+        fwimage.clear_pending()
+        if fw:
+            st["reason"] = self.reason = ("firmware %s was not confirmed; the bootloader went "
+                                          "back to %s" % (fw.get("version"), running))
+            slots.save(st)
 
     # ------------------------------------------------------------ status
 
@@ -50,7 +71,8 @@ class OTA:
     def status(self):
         return {"state": self.state, "progress": self.pct(), "last_error": self.last_error,
                 "target": self.target, "trial": self.trial, "confirmed": self.confirmed,
-                "rollback_reason": self.reason}
+                "rollback_reason": self.reason,
+                "firmware_pending": self.fw_trial.get("version") if self.fw_trial else None}
 
     def busy(self):
         return self.state in ("downloading", "installing", "rebooting")
@@ -125,6 +147,12 @@ class OTA:
                           "allowed": not bundle.version_lt(v, floor)})
         doc = self.status()
         doc["progress"] = self.pct()
+        try:
+            run, nxt = hw.ota_partitions()
+            doc["firmware"] = {"running": hw.partition_label(run),
+                               "next": hw.partition_label(nxt)}
+        except (OSError, ValueError):
+            doc["firmware"] = None
         doc.update({"current": cur, "previous": slots.slot_version(slots.load()["previous"]),
                     "available": avail, "index_error": self.index_error,
                     "min_version": floor, "server": self.cfg("server")})
@@ -135,7 +163,7 @@ class OTA:
     def check_start(self, version=None):
         if self.busy():
             raise ValueError("an update is already running (%s)" % self.state)
-        if self.trial and not self.confirmed:
+        if not self.confirmed and (self.trial or self.fw_trial):
             raise ValueError("version %s is still on trial; wait for it to be confirmed"
                              % self.ctx.version)
         if version is not None:
@@ -144,8 +172,9 @@ class OTA:
                 raise ValueError("version %s is below ota.min_version %s" % (version, floor))
 
     def new_reader(self, total):
+        # app and firmware bundles share the pipeline; the manifest's type picks the sink
         self.reader = bundle.Reader(self.cfg("keys"), self.cfg("allow_unsigned"),
-                                    self.cfg("min_version"), "app", slots.free_bytes(), total)
+                                    self.cfg("min_version"), None, slots.free_bytes(), total)
         return self.reader
 
     async def resolve(self, version):
@@ -176,7 +205,7 @@ class OTA:
                 if h and h.digest().hex() != expect["sha256"]:
                     raise bundle.BundleError("sha256 differs from index.json")
 
-            man = await r.run(src, slots.SlotSink(), check)
+            man = await r.run(src, _AutoSink(), check)
         except (bundle.BundleError, httpc.HTTPError, OSError, ValueError) as e:
             self.fail(str(e))
             return False
@@ -189,7 +218,7 @@ class OTA:
         self.state = "rebooting"
         self.progress = 100
         self.reader = None
-        _log.info("installed, rebooting into trial", version=man["version"],
+        _log.info("installed, rebooting into trial", version=man["version"], type=man["type"],
                   previous=self.ctx.version)
         self.ctx.reboot(500)
 
@@ -234,7 +263,7 @@ class OTA:
         self.progress = 0
         src = bundle.Source(request.stream, n)
         try:
-            man = await self.new_reader(n).run(src, slots.SlotSink())
+            man = await self.new_reader(n).run(src, _AutoSink())
         except bundle.BundleError as e:
             self.fail(str(e))
             # drain so the client reads our answer instead of a reset connection
@@ -277,7 +306,8 @@ class OTA:
             await asyncio.sleep_ms(500 if self.trial else 5000)
             if not self.failing() and await self.web_serving():
                 break
-            if self.trial and time.ticks_diff(time.ticks_ms(), t0) > limit * 1000:
+            trial = self.trial or self.fw_trial
+            if trial and time.ticks_diff(time.ticks_ms(), t0) > limit * 1000:
                 why = "health check did not pass within %d s: %s" % (
                     limit, ", ".join(self.failing()) or "web")
                 _log.error("trial failed, resetting", reason=why)
@@ -292,6 +322,11 @@ class OTA:
             slots.confirm()
             _log.info("version confirmed", version=self.ctx.version)
         hw.mark_app_valid()
+        if self.fw_trial:
+            from perch import fwimage
+
+            fwimage.clear_pending()
+            _log.info("firmware image confirmed", version=self.fw_trial.get("version"))
         self.confirmed = True
         # a confirmed version that stays up is not in a boot loop: clear its crash count
         await asyncio.sleep(_HEALTHY_AGAIN_S)
@@ -313,6 +348,34 @@ async def _drain(src):
             pass
     except Exception:
         pass
+
+
+def _sink_for(kind):
+    if kind == "firmware":
+        from perch import fwimage
+
+        return fwimage.PartitionSink()
+    return slots.SlotSink()
+
+
+class _AutoSink:
+    # picks the slot writer or the partition writer once the verified manifest names the type
+    def __init__(self):
+        self.s = None
+
+    def tmp_path(self):
+        return slots.ZTMP
+
+    def begin(self, man):
+        s = _sink_for(man["type"])
+        self.s = s
+        self.open, self.write, self.close, self.commit = s.open, s.write, s.close, s.commit
+        s.begin(man)
+
+    def abort(self):
+        if self.s is not None:
+            self.s.abort()
+        slots.rmtree(slots.ZTMP)
 
 
 class _Hashing:
