@@ -327,6 +327,7 @@ class OTA:
 
             fwimage.clear_pending()
             _log.info("firmware image confirmed", version=self.fw_trial.get("version"))
+            self.fw_trial = None
         self.confirmed = True
         # a confirmed version that stays up is not in a boot loop: clear its crash count
         await asyncio.sleep(_HEALTHY_AGAIN_S)
