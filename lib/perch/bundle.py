@@ -104,9 +104,13 @@ class Source:
                 return 0
             if len(mv) > self.left:
                 mv = mv[: self.left]
-        n = await self.stream.readinto(mv)
-        if n is None:
-            n = 0
+        if hasattr(self.stream, "readinto"):
+            n = await self.stream.readinto(mv) or 0
+        else:
+            # microdot hands small bodies over as an AsyncBytesIO, which only has read()
+            b = await self.stream.read(len(mv))
+            n = len(b)
+            mv[:n] = b
         if self.left is not None:
             self.left -= n
         return n
