@@ -272,13 +272,14 @@ class OTA:
         self.installed(man)
         return man
 
-    def rollback(self, why):
+    def rollback(self, why, reboot=True):
         if self.busy():
             raise ValueError("an update is running (%s)" % self.state)
         st = slots.rollback(why)
         self.state = "rebooting"
         _log.warning("rolling back", to=slots.slot_version(st["active"]), reason=why)
-        self.ctx.reboot(500)
+        if reboot:
+            self.ctx.reboot(500)
         return st
 
     # ------------------------------------------------------------ confirmation
@@ -424,16 +425,17 @@ def _mqtt_ota(o):
         url = doc.get("url")
         if isinstance(v, str):
             await o.install_version(v)
-            return {"ok": True, "state": o.state, "version": v}
+            return {"state": o.state, "version": v}
         if isinstance(url, str):
             o.install_from_url(url)
-            return {"ok": True, "state": o.state, "url": url}
+            return {"state": o.state, "url": url}
         raise ValueError("ota needs \"version\" or \"url\"")
     return cmd
 
 
 def _mqtt_rollback(o):
     async def cmd(doc):
-        st = o.rollback("rollback by MQTT command from %s" % o.ctx.version)
-        return {"ok": True, "to": slots.slot_version(st["active"])}
+        st = o.rollback("rollback by MQTT command from %s" % o.ctx.version, reboot=False)
+        # reboot once the command result has been published
+        return {"to": slots.slot_version(st["active"])}, lambda: o.ctx.reboot(500)
     return cmd
