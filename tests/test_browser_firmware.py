@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_world
-from ota_helpers import Release, wait_version
+from ota_helpers import Release, wait_for, wait_version
 
 pw = pytest.importorskip("playwright.sync_api")
 
@@ -42,6 +42,7 @@ def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
     b = board(bundle=rel.www / "perch-1.0.0.bundle", config=cfg, world=world,
               env={"PERCH_OTA_CONFIRM_S": "10"})
     wait_version(b, "1.0.0")
+    wait_for(lambda: b.status()["wifi"]["ip"], 20, "station up", b)
 
     page.goto(b.url + "/firmware")
     rows = page.locator("#versions tr")
