@@ -35,7 +35,7 @@ def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
     SHOTS.mkdir(parents=True, exist_ok=True)
     rel = Release(tmp_path / "rel")
     # a filler makes the download long enough to watch the progress bar move
-    rel.serve(["1.0.0", "1.1.0"], filler=1_000_000)
+    rel.serve(["1.0.0", "1.1.0"], filler=3_000_000)
     world = write_world(tmp_path / "world.json", [LAB])
     cfg = rel.config()
     cfg["wifi"] = {"networks": [{"ssid": "lab", "password": LAB["password"]}]}

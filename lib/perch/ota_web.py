@@ -149,16 +149,21 @@ async def firmware_page(ctx, o, error=None):
     return shell(ctx, "Firmware", body, _JS)
 
 
-# Live progress: poll /api/ota; after "rebooting", wait for the board to come back.
-_JS = """const $=i=>document.getElementById(i);let v0=$('cur').dataset.v,busy=0,t0=0;
-async function poll(){try{const d=await(await fetch('/api/ota')).json();$('st').textContent=
-d.state;$('prog').value=d.progress;$('err').textContent=d.last_error||'';
-if(d.state=='rebooting'){$('st').textContent='rebooting…';setTimeout(back,1500);return}
-}catch(e){}setTimeout(poll,busy?400:2000)}
+# Live progress: poll /api/ota; after "rebooting" (or when the board stops answering mid-way),
+# wait for it to come back and reload, which shows the version it now runs.
+_JS = """const $=i=>document.getElementById(i);let v0=$('cur').dataset.v,busy=0,tm,t0=0;
+function later(ms){clearTimeout(tm);tm=setTimeout(poll,ms)}
+async function poll(){try{const d=await(await fetch('/api/ota')).json();
+if(d.current!=v0){location.reload();return}$('st').textContent=d.state;
+$('prog').value=d.progress;$('err').textContent=d.last_error||'';
+if(d.state=='rebooting'){$('st').textContent='rebooting…';setTimeout(back,1000);return}
+busy=d.state=='downloading'||d.state=='installing'}catch(e){if(busy){back();return}}
+later(busy?250:2000)}
 async function back(){t0=t0||Date.now();try{const s=await(await fetch('/api/status')).json();
-if(s.version!=v0||Date.now()-t0>20000){location.reload();return}}catch(e){}setTimeout(back,700)}
-async function post(u,o){busy=1;const r=await fetch(u,o);const d=await r.json().catch(()=>({}));
-if(!r.ok){$('st').textContent='error';$('err').textContent=d.error||r.status}}
+if(s.version!=v0||Date.now()-t0>20000){location.reload();return}}catch(e){}setTimeout(back,500)}
+async function post(u,o){busy=1;later(150);const r=await fetch(u,o);
+const d=await r.json().catch(()=>({}));if(!r.ok){busy=0;$('st').textContent='error';
+$('err').textContent=d.error||r.status}else later(0)}
 document.querySelectorAll('form.inst').forEach(f=>f.onsubmit=e=>{e.preventDefault();
 const b=f.querySelector('button');if(b.dataset.down&&!confirm('Downgrade to '+b.dataset.v+
 '?'))return;$('st').textContent='starting';post('/api/ota/install',{method:'POST',
