@@ -62,12 +62,12 @@ class Release:
         path.write_bytes(bundle.pack(files, version, key=self.key))
         return path
 
-    def serve(self, versions: list[str], filler: int = 0):
+    def serve(self, versions: list[str], filler: int = 0, rate: int = 0):
         self.www = self.tmp / "www"
         for v in versions:
             update_server.release(self.www, self.make(v, filler=filler), self.keys["private"],
                                   notes=f"release {v}")
-        self.server, self.url = update_server.serve_in_thread(self.www)
+        self.server, self.url = update_server.serve_in_thread(self.www, rate=rate)
         return self.url
 
     def config(self, **ota) -> dict:

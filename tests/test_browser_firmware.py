@@ -34,8 +34,8 @@ def page():
 def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
     SHOTS.mkdir(parents=True, exist_ok=True)
     rel = Release(tmp_path / "rel")
-    # a filler makes the download long enough to watch the progress bar move
-    rel.serve(["1.0.0", "1.1.0"], filler=3_000_000)
+    # a filler and a slow server make the download long enough to watch the progress bar
+    rel.serve(["1.0.0", "1.1.0"], filler=1_000_000, rate=700_000)
     world = write_world(tmp_path / "world.json", [LAB])
     cfg = rel.config()
     cfg["wifi"] = {"networks": [{"ssid": "lab", "password": LAB["password"]}]}

@@ -21,6 +21,7 @@ import shutil
 import socketserver
 import sys
 import threading
+import time
 from pathlib import Path
 
 TOOLS = Path(__file__).resolve().parent
@@ -93,6 +94,18 @@ def release(d, bundle_path, key_path=None, notes: str = "", date: str | None = N
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    rate = 0  # bytes/s for file bodies; 0 = unlimited (tests slow it to watch progress)
+
+    def copyfile(self, source, outputfile):
+        if not self.rate:
+            return super().copyfile(source, outputfile)
+        chunk = max(1024, self.rate // 20)
+        while True:
+            buf = source.read(chunk)
+            if not buf:
+                return
+            outputfile.write(buf)
+            time.sleep(len(buf) / self.rate)
 
     def log_message(self, fmt, *args):  # quiet: tests read the board's log, not ours
         if os.environ.get("PERCH_SERVE_VERBOSE"):
@@ -143,18 +156,19 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-def make_server(d, port=0, host="127.0.0.1") -> Server:
+def make_server(d, port=0, host="127.0.0.1", rate=0) -> Server:
     d = str(Path(d).resolve())
+    cls = type("RateHandler", (Handler,), {"rate": rate}) if rate else Handler
 
     def handler(*a, **kw):
-        return Handler(*a, directory=d, **kw)
+        return cls(*a, directory=d, **kw)
 
     return Server((host, port), handler)
 
 
-def serve_in_thread(d, port=0) -> tuple[Server, str]:
+def serve_in_thread(d, port=0, rate=0) -> tuple[Server, str]:
     """Start a server on a background thread; returns (server, base URL)."""
-    srv = make_server(d, port)
+    srv = make_server(d, port, rate=rate)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, "http://127.0.0.1:%d" % srv.server_address[1]
 
