@@ -76,6 +76,7 @@ def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
     assert progress == sorted(progress)  # live, and only forward
     assert any(s.startswith("rebooting") for s, _ in seen)
     wait_version(b, "1.1.0")
+    wait_for(lambda: b.get("/api/ota").json()["available"], 20, "version list", b)
     page.reload()
     assert "1.0.0" in page.locator("#prev").inner_text()
     page.screenshot(path=str(SHOTS / "firmware-upgraded.png"), full_page=True)
