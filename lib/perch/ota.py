@@ -99,10 +99,11 @@ class OTA:
             raw = await httpc.fetch(server.rstrip("/") + "/index.json", _INDEX_MAX)
             self.index = self.parse_index(raw)
             self.index_error = None
+            self.index_ms = now
         except (httpc.HTTPError, bundle.BundleError, OSError, ValueError) as e:
+            # not cached: the next look retries (the station may just not be up yet)
             self.index_error = "update server: %s" % e
             self.index = self.index or []
-        self.index_ms = now
         return self.index
 
     def parse_index(self, raw):
