@@ -95,5 +95,7 @@ def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
     page.wait_for_function("document.getElementById('cur') && "
                            "document.getElementById('cur').dataset.v == '1.0.0'", timeout=60000)
     assert "manual rollback from 1.1.0" in page.locator("#reason").inner_text()
+    wait_for(lambda: b.get("/api/ota").json()["available"], 20, "version list", b)
+    page.reload()
     page.screenshot(path=str(SHOTS / "firmware-rolled-back.png"), full_page=True)
     assert b.status()["version"] == "1.0.0"

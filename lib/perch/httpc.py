@@ -93,7 +93,8 @@ async def _open(url, offset):
     except asyncio.TimeoutError:
         raise HTTPError("connect to %s:%d timed out" % (host, port))
     except OSError as e:
-        raise HTTPError("cannot connect to %s:%d: %s" % (host, port, e))
+        why = "no network (name lookup failed)" if e.args and e.args[0] == -2 else str(e)
+        raise HTTPError("cannot connect to %s:%d: %s" % (host, port, why))
     req = "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: perch\r\n" % (path, host)
     if offset:
         req += "Range: bytes=%d-\r\n" % offset
