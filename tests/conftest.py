@@ -16,9 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
 sys.path.insert(0, str(TOOLS))
 
-import deps  # noqa: E402
-
 import build  # noqa: E402
+import deps  # noqa: E402
 
 MICROPYTHON = str(Path(sys.executable).parent / "micropython")
 

@@ -9,9 +9,8 @@ from pathlib import Path
 TOOLS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TOOLS))
 
-import deps  # noqa: E402
-
 import build  # noqa: E402
+import deps  # noqa: E402
 
 
 def cmd_deps(args):

@@ -31,10 +31,13 @@ class Context:
         log.set_level(self.cfg["log.level"])
         self.device_id = hw.device_id()
         self.version = VERSION
+        # Read once: only an OTA changes it, and the OTA worker updates it then.
+        self.previous_version = slot_version("previous")
         self.web = None
         self.status = {}
         self.health = {}
         self.commands = {}
+        self.mem = None
         self.stall_max_ms = 0
         self.stall_window_ms = 0
         self.started = False
@@ -56,18 +59,17 @@ class Context:
 
     def snapshot(self):
         """The /api/status document."""
-        gc.collect()
         doc = {
             "device_id": self.device_id,
             "name": self.cfg["name"] or self.device_id,
             "version": self.version,
-            "previous_version": slot_version("previous"),
+            "previous_version": self.previous_version,
             "uptime_s": self.uptime_s(),
             "mode": "sta",
             "wifi": {"ssid": None, "rssi": None, "ip": None},
             "mqtt": {"state": "disabled", "broker": None, "queued": 0, "sent": 0,
                      "dropped": 0, "last_error": None},
-            "mem": {"free": gc.mem_free(), "alloc": gc.mem_alloc()},
+            "mem": self.mem or self.measure_mem(),
             "ota": {"state": "idle", "progress": 0, "last_error": None},
             "loop": {"max_stall_ms": self.stall_max_ms},
         }
@@ -77,6 +79,12 @@ class Context:
             except Exception as e:
                 _log.exc(e, "status provider failed", provider=name)
         return doc
+
+    def measure_mem(self):
+        # gc.mem_free() walks the whole heap, so status requests read a figure that the
+        # watch loop refreshes every second instead.
+        self.mem = {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
+        return self.mem
 
     def healthy(self):
         return self.started and all(fn() for fn in self.health.values())
@@ -104,6 +112,7 @@ async def _watch_loop(ctx):
         n += 1
         if n >= _FEED_EVERY:
             wdt.feed()
+            ctx.measure_mem()
             n = 0
         t = time.ticks_ms()
         await asyncio.sleep_ms(_TICK_MS)

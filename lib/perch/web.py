@@ -1,5 +1,6 @@
 # The web server: microdot with the core API (status, logs, config, reboot) and pages.
 
+import gc
 import json
 
 from microdot import Microdot, Request, Response
@@ -37,6 +38,10 @@ def create(ctx):
 
     @app.get("/api/status")
     async def status(request):
+        if "gc" in request.args:
+            # Collect first, so that mem.alloc is the live heap (the bench asks for it).
+            gc.collect()
+            ctx.measure_mem()
         return ctx.snapshot()
 
     @app.get("/api/loop")
