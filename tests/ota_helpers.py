@@ -14,10 +14,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
+import build  # noqa: E402
 import bundle  # noqa: E402
 import update_server  # noqa: E402
-
-import build  # noqa: E402
 
 CRASH_APP = "def main():\n    raise RuntimeError('boom in the new version')\n"
 # blocks before the event loop (and its watchdog feeding) ever starts

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import write_world
 from ota_helpers import Release, wait_for, wait_version
 

@@ -9,6 +9,7 @@ import os
 import struct
 
 import pytest
+
 from conftest import write_world
 from ota_helpers import Release, wait_for, wait_version
 

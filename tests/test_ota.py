@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import write_world
 from ota_helpers import CRASH_APP, HANG_APP, Release, wait_for, wait_version
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 from conftest import write_world
-from ota_helpers import Release, check_active_slot, wait_for
+from ota_helpers import Release, check_active_slot, status_if, wait_for
 
 LAB = {"ssid": "lab", "password": "otatest-pass", "rssi": -50, "channel": 6,
        "security": "WPA2", "hidden": False}
@@ -30,6 +30,10 @@ def _fire(fn):
     return t
 
 
+def ready(s):
+    return s["ota"]["confirmed"] and s["wifi"]["ip"]
+
+
 def test_power_cut_at_random_instants(board, tmp_path):
     seed = int(os.environ.get("PERCH_POWERCUT_SEED", random.randrange(1 << 30)))
     rnd = random.Random(seed)
@@ -44,8 +48,7 @@ def test_power_cut_at_random_instants(board, tmp_path):
     seen = set()
     try:
         for i in range(CUTS):
-            s = wait_for(lambda: (lambda s: s if s["ota"]["confirmed"] and s["wifi"]["ip"]
-                                  else None)(b.status()), 60, "board back after cut %d" % i, b)
+            s = wait_for(lambda: status_if(b, ready), 60, "board back after cut %d" % i, b)
             assert s["version"] in ("1.0.0", "1.1.0")
             assert check_active_slot(b.root) == s["version"]
             seen.add(s["version"])

@@ -1,6 +1,7 @@
 # OTA: install app bundles from the update server, a URL or an upload into the inactive slot,
 # confirm a trial version by its health check, and roll back on request.
 import asyncio
+import gc
 import hashlib
 import json
 import time
@@ -14,6 +15,7 @@ _UPLOAD_MAX = const(16 * 1024 * 1024)
 _INDEX_MAX = const(16384)
 _INDEX_TTL_MS = const(30000)
 _HEALTHY_AGAIN_S = const(60)
+_SAMPLE = const(131072)
 _CRASH = "app/crash.txt"
 _FW_PENDING = "app/firmware.json"  # fwimage.PENDING; fwimage is imported only when needed
 
@@ -32,6 +34,7 @@ class OTA:
         self.index = None
         self.index_ms = None
         self.index_error = None
+        self.peak_alloc = 0
         st = slots.load()
         self.trial = bool(st.get("trial"))
         self.reason = st.get("reason")
@@ -156,7 +159,8 @@ class OTA:
             doc["firmware"] = None
         doc.update({"current": cur, "previous": slots.slot_version(slots.load()["previous"]),
                     "available": avail, "index_error": self.index_error,
-                    "min_version": floor, "server": self.cfg("server")})
+                    "min_version": floor, "server": self.cfg("server"),
+                    "peak_alloc": self.peak_alloc})
         return doc
 
     # ------------------------------------------------------------ install
@@ -197,7 +201,7 @@ class OTA:
             await dl.start()
             r = self.new_reader(dl.total or (expect or {}).get("size") or 0)
             h = hashlib.sha256() if expect and expect.get("sha256") else None
-            src = _Hashing(dl, h)
+            src = _Meter(self, dl, h)
 
             def check():
                 if expect and expect.get("size") not in (None, src.n):
@@ -262,7 +266,7 @@ class OTA:
         self.state = "installing"
         self.last_error = None
         self.progress = 0
-        src = bundle.Source(request.stream, n)
+        src = _Meter(self, bundle.Source(request.stream, n))
         try:
             man = await self.new_reader(n).run(src, _AutoSink())
         except bundle.BundleError as e:
@@ -381,18 +385,28 @@ class _AutoSink:
         slots.rmtree(slots.ZTMP)
 
 
-class _Hashing:
-    # passes reads through, hashing the raw bundle bytes for the index.json check
-    def __init__(self, src, h):
+class _Meter:
+    # Passes reads through; hashes the raw bundle bytes for the index.json check, and samples
+    # the live heap every _SAMPLE bytes so /api/ota can show that memory stays flat.
+    def __init__(self, o, src, h=None):
+        self.o = o
         self.src = src
         self.h = h
         self.n = 0
+        self.next = 0
+        o.peak_alloc = 0
 
     async def readinto(self, mv):
         n = await self.src.readinto(mv)
         if n and self.h:
             self.h.update(mv[:n])
         self.n += n
+        if self.n >= self.next:
+            self.next = self.n + _SAMPLE
+            gc.collect()
+            a = gc.mem_alloc()
+            if a > self.o.peak_alloc:
+                self.o.peak_alloc = a
         return n
 
 
