@@ -9,7 +9,7 @@ import time
 from microdot import Request, Response
 from micropython import const
 
-from perch import bundle, httpc, hw, log, slots
+from perch import hw, log, slots
 
 _UPLOAD_MAX = const(16 * 1024 * 1024)
 _INDEX_MAX = const(16384)
@@ -20,6 +20,19 @@ _CRASH = "app/crash.txt"
 _FW_PENDING = "app/firmware.json"  # fwimage.PENDING; fwimage is imported only when needed
 
 _log = log.Logger("ota")
+
+
+# The pipeline's modules load on first use: a board that is not updating keeps their RAM.
+def _bundle():
+    from perch import bundle
+
+    return bundle
+
+
+def _httpc():
+    from perch import httpc
+
+    return httpc
 
 
 class OTA:
@@ -99,11 +112,11 @@ class OTA:
                 and time.ticks_diff(now, self.index_ms) < _INDEX_TTL_MS):
             return self.index
         try:
-            raw = await httpc.fetch(server.rstrip("/") + "/index.json", _INDEX_MAX)
+            raw = await _httpc().fetch(server.rstrip("/") + "/index.json", _INDEX_MAX)
             self.index = self.parse_index(raw)
             self.index_error = None
             self.index_ms = now
-        except (httpc.HTTPError, bundle.BundleError, OSError, ValueError) as e:
+        except (_httpc().HTTPError, _bundle().BundleError, OSError, ValueError) as e:
             # not cached: the next look retries (the station may just not be up yet)
             self.index_error = "update server: %s" % e
             self.index = self.index or []
@@ -113,29 +126,29 @@ class OTA:
         doc = json.loads(raw)
         signed = doc.get("signed")
         if not isinstance(signed, str):
-            raise bundle.BundleError("index.json has no signed part")
+            raise _bundle().BundleError("index.json has no signed part")
         sig = doc.get("signature")
         if sig:
             keys = self.cfg("keys")
             if not keys:
-                raise bundle.BundleError("no trusted key configured (ota.keys is empty)")
+                raise _bundle().BundleError("no trusted key configured (ota.keys is empty)")
             try:
                 sig = bytes.fromhex(sig)
             except ValueError:
-                raise bundle.BundleError("index.json signature is not hex")
+                raise _bundle().BundleError("index.json signature is not hex")
             digest = hashlib.sha256(signed.encode()).digest()
-            if len(sig) != 256 or not bundle.rsa_verify(digest, sig, keys):
-                raise bundle.BundleError("index.json: bad signature")
+            if len(sig) != 256 or not _bundle().rsa_verify(digest, sig, keys):
+                raise _bundle().BundleError("index.json: bad signature")
         elif not self.cfg("allow_unsigned"):
-            raise bundle.BundleError("index.json is unsigned (ota.allow_unsigned is off)")
+            raise _bundle().BundleError("index.json is unsigned (ota.allow_unsigned is off)")
         rels = json.loads(signed).get("releases")
         if not isinstance(rels, list):
-            raise bundle.BundleError("index.json has no release list")
+            raise _bundle().BundleError("index.json has no release list")
         out = []
         for r in rels:
             if isinstance(r, dict) and isinstance(r.get("version"), str) and r.get("file"):
                 out.append(r)
-        out.sort(key=lambda r: bundle.parse_version(r["version"]), reverse=True)
+        out.sort(key=lambda r: _bundle().parse_version(r["version"]), reverse=True)
         return out
 
     async def describe(self):
@@ -147,8 +160,8 @@ class OTA:
             v = r["version"]
             avail.append({"version": v, "size": r.get("size"), "date": r.get("date"),
                           "notes": r.get("notes"), "current": v == cur,
-                          "downgrade": bundle.version_lt(v, cur),
-                          "allowed": not bundle.version_lt(v, floor)})
+                          "downgrade": _bundle().version_lt(v, cur),
+                          "allowed": not _bundle().version_lt(v, floor)})
         doc = self.status()
         doc["progress"] = self.pct()
         try:
@@ -173,12 +186,12 @@ class OTA:
                              % self.ctx.version)
         if version is not None:
             floor = self.cfg("min_version")
-            if bundle.version_lt(version, floor):
+            if _bundle().version_lt(version, floor):
                 raise ValueError("version %s is below ota.min_version %s" % (version, floor))
 
     def new_reader(self, total):
         # app and firmware bundles share the pipeline; the manifest's type picks the sink
-        self.reader = bundle.Reader(self.cfg("keys"), self.cfg("allow_unsigned"),
+        self.reader = _bundle().Reader(self.cfg("keys"), self.cfg("allow_unsigned"),
                                     self.cfg("min_version"), None, slots.free_bytes(), total)
         return self.reader
 
@@ -196,7 +209,7 @@ class OTA:
         self.state = "downloading"
         self.last_error = None
         self.progress = 0
-        dl = httpc.Download(url)
+        dl = _httpc().Download(url)
         try:
             await dl.start()
             r = self.new_reader(dl.total or (expect or {}).get("size") or 0)
@@ -205,13 +218,13 @@ class OTA:
 
             def check():
                 if expect and expect.get("size") not in (None, src.n):
-                    raise bundle.BundleError("size %d differs from index.json (%d)"
+                    raise _bundle().BundleError("size %d differs from index.json (%d)"
                                              % (src.n, expect["size"]))
                 if h and h.digest().hex() != expect["sha256"]:
-                    raise bundle.BundleError("sha256 differs from index.json")
+                    raise _bundle().BundleError("sha256 differs from index.json")
 
             man = await r.run(src, _AutoSink(), check)
-        except (bundle.BundleError, httpc.HTTPError, OSError, ValueError) as e:
+        except (_bundle().BundleError, _httpc().HTTPError, OSError, ValueError) as e:
             self.fail(str(e))
             return False
         finally:
@@ -246,12 +259,12 @@ class OTA:
         except Exception as e:
             self.fail(str(e))
             raise
-        url = httpc.join(self.cfg("server").rstrip("/") + "/index.json", rel["file"])
+        url = _httpc().join(self.cfg("server").rstrip("/") + "/index.json", rel["file"])
         self.start(self.install_url, url, rel)
 
     def install_from_url(self, url):
         self.check_start()
-        httpc.split_url(url)
+        _httpc().split_url(url)
         self.target = url
         self.state = "downloading"
         self.last_error = None
@@ -266,10 +279,10 @@ class OTA:
         self.state = "installing"
         self.last_error = None
         self.progress = 0
-        src = _Meter(self, bundle.Source(request.stream, n))
+        src = _Meter(self, _bundle().Source(request.stream, n))
         try:
             man = await self.new_reader(n).run(src, _AutoSink())
-        except bundle.BundleError as e:
+        except _bundle().BundleError as e:
             self.fail(str(e))
             # drain so the client reads our answer instead of a reset connection
             await _drain(src)
@@ -289,13 +302,9 @@ class OTA:
 
     # ------------------------------------------------------------ confirmation
 
-    async def web_serving(self):
-        try:
-            r = await httpc.fetch("http://127.0.0.1:%d/api/ota/ping" % self.ctx.cfg["http.port"],
-                                  64)
-            return r == b"pong"
-        except Exception:
-            return False
+    def web_serving(self):
+        # microdot sets .server once its listening socket is up
+        return getattr(self.ctx.web, "server", None) is not None
 
     def failing(self):
         bad = [n for n, fn in self.ctx.health.items() if not _safe(fn)]
@@ -310,7 +319,7 @@ class OTA:
         t0 = self.ctx.boot_ms
         while True:
             await asyncio.sleep_ms(500 if self.trial else 5000)
-            if not self.failing() and await self.web_serving():
+            if not self.failing() and self.web_serving():
                 break
             trial = self.trial or self.fw_trial
             if trial and time.ticks_diff(time.ticks_ms(), t0) > limit * 1000:
