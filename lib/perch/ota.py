@@ -15,7 +15,6 @@ _UPLOAD_MAX = const(16 * 1024 * 1024)
 _INDEX_MAX = const(16384)
 _INDEX_TTL_MS = const(30000)
 _HEALTHY_AGAIN_S = const(60)
-_SAMPLE = const(131072)
 _CRASH = "app/crash.txt"
 _FW_PENDING = "app/firmware.json"  # fwimage.PENDING; fwimage is imported only when needed
 
@@ -92,6 +91,13 @@ class OTA:
 
     def busy(self):
         return self.state in ("downloading", "installing", "rebooting")
+
+    def sample_heap(self):
+        # live heap (after a collection), sampled during installs: it must not grow with size
+        gc.collect()
+        a = gc.mem_alloc()
+        if a > self.peak_alloc:
+            self.peak_alloc = a
 
     def fail(self, msg):
         self.state = "error"
@@ -214,7 +220,8 @@ class OTA:
             await dl.start()
             r = self.new_reader(dl.total or (expect or {}).get("size") or 0)
             h = hashlib.sha256() if expect and expect.get("sha256") else None
-            src = _Meter(self, dl, h)
+            self.peak_alloc = 0
+            src = _bundle().Source(dl, None, h, self.sample_heap)
 
             def check():
                 if expect and expect.get("size") not in (None, src.n):
@@ -279,7 +286,8 @@ class OTA:
         self.state = "installing"
         self.last_error = None
         self.progress = 0
-        src = _Meter(self, _bundle().Source(request.stream, n))
+        self.peak_alloc = 0
+        src = _bundle().Source(request.stream, n, None, self.sample_heap)
         try:
             man = await self.new_reader(n).run(src, _AutoSink())
         except _bundle().BundleError as e:
@@ -392,31 +400,6 @@ class _AutoSink:
         if self.s is not None:
             self.s.abort()
         slots.rmtree(slots.ZTMP)
-
-
-class _Meter:
-    # Passes reads through; hashes the raw bundle bytes for the index.json check, and samples
-    # the live heap every _SAMPLE bytes so /api/ota can show that memory stays flat.
-    def __init__(self, o, src, h=None):
-        self.o = o
-        self.src = src
-        self.h = h
-        self.n = 0
-        self.next = 0
-        o.peak_alloc = 0
-
-    async def readinto(self, mv):
-        n = await self.src.readinto(mv)
-        if n and self.h:
-            self.h.update(mv[:n])
-        self.n += n
-        if self.n >= self.next:
-            self.next = self.n + _SAMPLE
-            gc.collect()
-            a = gc.mem_alloc()
-            if a > self.o.peak_alloc:
-                self.o.peak_alloc = a
-        return n
 
 
 # ---------------------------------------------------------------- setup
