@@ -3,6 +3,10 @@
 It plays the part of the chip's power and reset circuitry: `machine.reset()` (exit code 75)
 and a power cut (SIGKILL of the board process) restart the board on the same root, a watchdog
 that is not fed kills and restarts it, any other exit leaves it "at the REPL" until SIGTERM.
+
+Control datagrams from the board to 127.0.0.1:$PERCH_SIM_CTL (machine.py sends them):
+`wdt <ms>` arms the watchdog, `feed` re-arms it, `reset` announces machine.reset() so that a
+reset swallowed by device code (a bare except catching SystemExit) is still carried out.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -24,6 +29,7 @@ EXIT_RESET = 75  # machine.reset(): EX_TEMPFAIL, unlikely to come from anything 
 STOP_GRACE_S = 5.0
 RESET_GRACE_S = 2.0
 POLL_S = 0.05
+PR_SET_PDEATHSIG = 1
 
 # machine.reset_cause() values of the ESP32 port
 PWRON_RESET = "PWRON_RESET"
@@ -34,6 +40,17 @@ WDT_RESET = "WDT_RESET"
 def _say(msg: str) -> None:
     # stdout belongs to the board's log stream; supervisor notes go to stderr
     print(f"[sim] {msg}", file=sys.stderr, flush=True)
+
+
+def _die_with_parent() -> None:
+    # A supervisor killed outright takes the board with it, like pulling the board's power;
+    # otherwise an orphaned board would keep its ports.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the process group still lets a caller stop both
 
 
 def find_micropython() -> str:
@@ -58,6 +75,13 @@ def _check_mac(mac: str) -> str:
     if len(mac) != 12 or any(c not in "0123456789abcdef" for c in mac):
         raise ValueError(f"--mac must be 12 hex digits, got {mac!r}")
     return mac
+
+
+def _check_heap(heap) -> str:
+    heap = str(heap)
+    if not re.fullmatch(r"[1-9][0-9]*[kKmM]?", heap):
+        raise ValueError(f"--heap must be a size like 160k or 2M, got {heap!r}")
+    return heap
 
 
 def board_pid(supervisor_pid: int) -> int | None:
@@ -100,6 +124,7 @@ class _Supervisor:
         self.wdt_deadline: float | None = None
         self.wdt_ms = 0
         self.reset_deadline: float | None = None
+        self.halted = False
 
     def on_signal(self, signum, frame) -> None:
         self.stop = True
@@ -108,9 +133,12 @@ class _Supervisor:
         self._drain_ctl()  # feeds queued by the previous incarnation must not arm this one
         self.wdt_deadline = None
         self.reset_deadline = None
+        self.halted = False
         env = dict(self.env, PERCH_SIM_RESET_CAUSE=cause)
         cmd = [find_micropython(), "-X", f"heapsize={self.heap}", "-c", "import _board"]
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         _say(f"board started pid={self.proc.pid} cause={cause}")
 
     def _drain_ctl(self) -> None:
@@ -162,8 +190,7 @@ class _Supervisor:
         while True:
             if self.stop:
                 return "stop"
-            rc = self.proc.poll()
-            if rc is not None:
+            if not self.halted and self.proc.poll() is not None:
                 return "exit"
             timeout = POLL_S
             now = time.monotonic()
@@ -206,11 +233,10 @@ class _Supervisor:
                 _say("board lost power (SIGKILL): powering it back on")
                 self.start(PWRON_RESET)
             else:
+                # An armed watchdog keeps running at the REPL, as on the chip, and will reset
+                # the board; otherwise it stays halted until SIGTERM.
                 _say(f"board halted at the REPL (exit code {rc}); SIGTERM stops the simulator")
-                while not self.stop:
-                    time.sleep(POLL_S)
-                _say("stopped")
-                return 0
+                self.halted = True
 
 
 def run(root, http_port=8080, dns_port=5353, heap="512k", world=None, env=None, mac=None) -> int:
@@ -223,7 +249,7 @@ def run(root, http_port=8080, dns_port=5353, heap="512k", world=None, env=None, 
     ctl.setblocking(False)
     sup = _Supervisor(
         root_path,
-        str(heap),
+        _check_heap(heap),
         board_env(root_path, http_port, dns_port, world, env, mac, ctl.getsockname()[1]),
         ctl,
     )

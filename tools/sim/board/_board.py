@@ -1,5 +1,6 @@
 # Virtual board's ROM: runs boot.py then main.py from the board root (the cwd) the way the
 # ESP32 firmware does, both in one shared globals dict named __main__.
+import socket  # noqa: F401 - the station gate, for `socket` and `usocket` users alike
 import sys
 
 

@@ -1,5 +1,16 @@
 # The simulated radio environment: the JSON file named by PERCH_SIM_WORLD, shared by the
 # virtual board's network, machine and sensor modules. Tests rewrite it while the board runs.
+#
+# {
+#   "networks": [{"ssid": "home", "password": "pw", "rssi": -50, "channel": 6,
+#                 "security": "wpa2",   # open|wep|wpa|wpa2|wpa/wpa2|wpa3|wpa2/wpa3 or an
+#                                       # AUTH_* int; default wpa2 with a password, else open
+#                 "hidden": false, "bssid": "aa:bb:cc:dd:ee:ff"}],   # bssid optional
+#   "connect_ms": 800,     # how long WLAN.connect() stays CONNECTING
+#   "scan_ms": 1200,       # how long WLAN.scan() blocks its caller
+#   "sensors": {"adc": {"34": 2048},   # raw 12-bit ADC counts per GPIO (without _sensors.py)
+#               "pins": {"4": 1}, ...}  # input levels per GPIO; the rest is _sensors.py's
+# }
 import json
 import os
 import time

@@ -2,12 +2,15 @@
 # Resets and the watchdog are carried out by the supervisor (tools/sim/runner.py), which
 # listens on UDP 127.0.0.1:$PERCH_SIM_CTL; sensors come from _sensors.py or the world file.
 import os
+import socket as _socket
 import sys
 import time
 
 import _world
-import usocket  # the built-in: the supervisor link must work while the station is down
 from micropython import const
+
+# the built-in module: the supervisor link must work while the station is down
+_net = getattr(_socket, "_real", _socket)
 
 PWRON_RESET = const(1)
 HARD_RESET = const(2)
@@ -44,9 +47,9 @@ def _ctl_send(msg):
     if not port:
         return  # not under the supervisor (a bare test run): nobody to reset us
     if not _ctl:
-        s = usocket.socket(usocket.AF_INET, usocket.SOCK_DGRAM)
+        s = _net.socket(_net.AF_INET, _net.SOCK_DGRAM)
         _ctl.append(s)
-        _ctl.append(usocket.getaddrinfo("127.0.0.1", int(port))[0][-1])
+        _ctl.append(_net.getaddrinfo("127.0.0.1", int(port))[0][-1])
     _ctl[0].sendto(msg, _ctl[1])
 
 

@@ -6,9 +6,9 @@ import sys
 
 def _real_socket():
     try:
-        import usocket  # the u-name always resolves to the built-in, never to this file
+        import usocket  # the built-in, unless this module already took over the u-name
 
-        if usocket is not sys.modules.get(__name__):
+        if not hasattr(usocket, "__file__"):  # built-in modules have no file
             return usocket
     except ImportError:
         pass
@@ -41,3 +41,8 @@ def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
         if not network._sta_up():
             raise OSError(-2)  # name resolution fails: no station link
     return _real.getaddrinfo(host, port, af, type, proto, flags)
+
+
+# Libraries written for MicroPython (umqtt.simple among them) import the u-name, which the
+# Unix port resolves to the built-in before any file: route them through the gate too.
+sys.modules["usocket"] = sys.modules[__name__]
