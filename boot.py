@@ -36,15 +36,16 @@ def _version(slot):
 
 
 def _load():
+    # -> (state, whether it was read intact); a damaged file is replaced by a fresh state
     try:
         with open(_STATE) as f:
             st = json.load(f)
         if isinstance(st, dict) and st.get("active") in ("a", "b"):
-            return st
+            return st, True
     except (OSError, ValueError):
         pass
     return {"active": "a", "previous": None, "trial": False, "tries": 0, "crashes": 0,
-            "reason": None}
+            "reason": None}, False
 
 
 def _save(st):
@@ -91,8 +92,8 @@ def _confirm_s():
 
 
 def _pick():
-    st = _load()
-    before = json.dumps(st)
+    st, intact = _load()
+    before = json.dumps(st) if intact else None
     note = _crash_note()
     wdt = machine.reset_cause() == machine.WDT_RESET
     act = st["active"]
