@@ -1,3 +1,4 @@
+# ruff: noqa: F821 - include() and package() are provided by MicroPython's manifest runner
 # Freeze manifest: a MicroPython image for ESP32_GENERIC (OTA variant) with Perch frozen in.
 #
 #   make BOARD=ESP32_GENERIC BOARD_VARIANT=OTA FROZEN_MANIFEST=<this file>   (see README.md)
