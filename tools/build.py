@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import bundle
@@ -43,31 +44,29 @@ def sources(version):
     return out
 
 
-def compile_tree(version, out):
-    """Compile every source into out/ as .mpy; return [(path, bytes)] in a stable order."""
-    if out.exists():
-        shutil.rmtree(out)
-    src = out.parent / (out.name + ".src")
-    if src.exists():
-        shutil.rmtree(src)
+def compile_tree(version):
+    """Compile every source with mpy-cross; return [(path, .mpy bytes)] in a stable order."""
     files = []
-    for rel, data in sources(version):
-        p = src / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-        mpy = (out / rel).with_suffix(".mpy")
-        mpy.parent.mkdir(parents=True, exist_ok=True)
-        # -s sets the name shown in tracebacks to the module path, not the temp folder.
-        subprocess.run([mpy_cross(), "-s", rel, "-o", str(mpy), str(p)], check=True)
-        files.append((mpy.relative_to(out).as_posix(), mpy.read_bytes()))
-    shutil.rmtree(src)
+    # A private work folder: test workers and the bench build at the same time.
+    with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
+        tmp = Path(tmp)
+        for rel, data in sources(version):
+            src = tmp / "src" / rel
+            src.parent.mkdir(parents=True, exist_ok=True)
+            src.write_bytes(data)
+            mpy = (tmp / "out" / rel).with_suffix(".mpy")
+            mpy.parent.mkdir(parents=True, exist_ok=True)
+            # -s names the module by its path in tracebacks, not by the temp folder.
+            subprocess.run([mpy_cross(), "-s", rel, "-o", str(mpy), str(src)], check=True)
+            files.append((mpy.relative_to(tmp / "out").as_posix(), mpy.read_bytes()))
     return files
 
 
 def build(version=None, sign=None, out_dir=None):
     """Build the app bundle; return its path."""
     version = version or package_version()
-    files = compile_tree(version, BUILD / ("app-" + version))
+    BUILD.mkdir(exist_ok=True)
+    files = compile_tree(version)
     blob = bundle.pack(files, version, sign=sign)
     out = Path(out_dir) if out_dir else DIST
     out.mkdir(parents=True, exist_ok=True)

@@ -97,11 +97,38 @@ def board_pid(supervisor_pid: int) -> int | None:
     return None
 
 
+def rom_dir() -> Path:
+    """The board modules compiled with mpy-cross, cached by content.
+
+    On the chip, network, machine and esp32 are C code that costs no heap. Loaded from .py,
+    their compiler run and bytecode would cost the board about 40 KB of heap; as .mpy, only
+    their bytecode, which keeps the heap figures of the board close to the chip's.
+    """
+    sources = sorted(BOARD_DIR.glob("*.py"))
+    digest = hashlib.sha256()
+    for src in sources:
+        digest.update(src.name.encode() + b"\0" + src.read_bytes())
+    out = BOARD_DIR.parents[2] / "build" / "sim-rom" / digest.hexdigest()[:16]
+    if out.is_dir():
+        return out
+    exe = Path(sys.executable).parent / "mpy-cross"
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for src in sources:
+        subprocess.run([str(exe) if exe.exists() else "mpy-cross", "-s", src.name,
+                        "-o", str(tmp / (src.stem + ".mpy")), str(src)], check=True)
+    try:
+        tmp.rename(out)
+    except OSError:  # another board compiled the same sources first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def board_env(root: Path, http_port: int, dns_port: int, world, env, mac, ctl_port: int) -> dict:
     out = dict(os.environ)
     if env:
         out.update({k: str(v) for k, v in env.items()})
-    out["MICROPYPATH"] = f"{BOARD_DIR}:.frozen"
+    out["MICROPYPATH"] = f"{rom_dir()}:.frozen"
     out["PERCH_HTTP_PORT"] = str(http_port)
     out["PERCH_DNS_PORT"] = str(dns_port)
     out["PERCH_SIM_CTL"] = str(ctl_port)
