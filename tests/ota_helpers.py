@@ -45,7 +45,7 @@ class Release:
 
     def tree(self, version: str) -> list[tuple[str, bytes]]:
         if version not in self.files:
-            self.files[version] = build.compile_tree(version, self.tmp / ("tree-" + version))
+            self.files[version] = build.compile_tree(version)
         return self.files[version]
 
     def make(self, version: str, app_src: str | None = None, name: str | None = None,
