@@ -23,7 +23,7 @@ s.bind(socket.getaddrinfo('127.0.0.1', %d)[0][-1])
 s.listen(1)
 print('ready')
 c, _ = s.accept()
-buf = bytearray(8192)  # the chunk size of perch.bundle.Reader
+buf = bytearray(2048)  # the chunk size of perch.bundle.Reader
 mv = memoryview(buf)
 n = 0
 with open('raw.bin', 'wb') as f:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 MAGIC = b"PRCH"
 FORMAT = 1
-WBITS = 10  # 1 KB window: the device allocates 2**WBITS bytes to inflate
+WBITS = 9  # 512-byte window: the device allocates 2**WBITS bytes to inflate
 DEFAULT_MICROPYTHON = "1.22.0"
 PRIVATE_NAME = "perch-signing.pem"
 PUBLIC_NAME = "perch-signing.pub.pem"

@@ -7,6 +7,7 @@
 import asyncio
 import hashlib
 import json
+import os
 import sys
 
 import deflate
@@ -15,7 +16,7 @@ from micropython import const
 _HDR = const(10)
 _MAX_MANIFEST = const(16384)
 _SIG_LEN = const(256)
-_CHUNK = const(8192)  # fixed: the same for any bundle size; bigger chunks, fewer awaits
+_CHUNK = const(2048)  # fixed for any bundle size; small: big blocks are rare in a fragmented heap
 _SAMPLE = const(524288)  # heap sample interval: a gc.collect() costs ~1 ms
 _MAX_FILES = const(256)
 _MAX_PATH = const(96)
@@ -152,7 +153,7 @@ class Reader:
     """
 
     def __init__(self, keys, allow_unsigned=False, min_version="0.0.0", kind="app",
-                 max_bytes=0x7FFFFFFF, total=0):
+                 max_bytes=0x7FFFFFFF, total=0, buf=None, mpath="app/.m"):
         self.keys = keys or []
         self.allow_unsigned = allow_unsigned
         self.min_version = min_version or "0.0.0"
@@ -162,7 +163,8 @@ class Reader:
         self.done = 0
         self.stage = "header"
         self.manifest = None
-        self.buf = bytearray(_CHUNK)
+        self.mpath = mpath
+        self.buf = buf if buf is not None else bytearray(_CHUNK)
         self.mv = memoryview(self.buf)
 
     async def _fill(self, src, mv):
@@ -216,13 +218,22 @@ class Reader:
         if slen not in (0, _SIG_LEN):
             raise BundleError("signature length %d is not 0 or 256" % slen)
         self.stage = "manifest"
-        mbuf = bytearray(mlen)
-        await self._fill(src, memoryview(mbuf))
-        digest = hashlib.sha256(mbuf).digest()
+        # The manifest goes through the fixed buffer to a scratch file, not into one
+        # manifest-sized block: a long-running board's heap has few large free blocks.
+        h = hashlib.sha256()
+        with open(self.mpath, "wb") as f:
+            left = mlen
+            while left:
+                n = min(left, _CHUNK)
+                await self._fill(src, mv[:n])
+                h.update(mv[:n])
+                f.write(mv[:n])
+                left -= n
+        digest = h.digest()
         self.stage = "signature"
         if slen:
-            sig = bytearray(slen)
-            await self._fill(src, memoryview(sig))
+            sig = mv[:slen]
+            await self._fill(src, sig)
             if not self.keys:
                 raise BundleError("no trusted key configured (ota.keys is empty)")
             if not rsa_verify(digest, sig, self.keys):
@@ -231,10 +242,15 @@ class Reader:
             raise BundleError("unsigned bundle refused (ota.allow_unsigned is off)")
         self.stage = "manifest"
         try:
-            man = json.loads(bytes(mbuf))
+            with open(self.mpath) as f:
+                man = json.load(f)
         except ValueError:
             raise BundleError("manifest is not valid JSON")
-        del mbuf
+        finally:
+            try:
+                os.remove(self.mpath)
+            except OSError:
+                pass
         self._check(man)
         self.manifest = man
         return man

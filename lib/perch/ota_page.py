@@ -2,6 +2,7 @@
 # and downgrade buttons (downgrade asks first), upload, rollback and a live progress bar.
 # Plain forms work without JavaScript; the script adds live progress, confirm() dialogs and
 # the upload, which has to stream the raw bundle as application/octet-stream.
+from perch import ota_install
 from perch.pages import esc, shell
 
 
@@ -17,7 +18,7 @@ def confirm_page(ctx, v):
 
 
 async def firmware_page(ctx, o, error=None):
-    d = await o.describe()
+    d = await ota_install.describe(o)
     trial = "on trial" if d["trial"] and not d["confirmed"] else "confirmed"
     info = ('<table><tr><td>Running</td><td id="cur" data-v="%s">%s (%s)</td></tr>'
             '<tr><td>Previous</td><td id="prev">%s</td></tr>'

@@ -3,6 +3,7 @@
 from microdot import Response
 
 from perch import slots
+from perch.ota import work
 from perch.pages import html
 from perch.web import body_json, json_error
 
@@ -24,7 +25,7 @@ def routes(ctx, o):
 
     @app.get("/api/ota")
     async def get_ota(request):
-        return await o.describe()
+        return await work().describe(o)
 
     @app.post("/api/ota/install")
     async def install(request):
@@ -36,9 +37,9 @@ def routes(ctx, o):
             v, url = doc.get("version"), doc.get("url")
             if isinstance(v, str):
                 bundle.parse_version(v)
-                await o.install_version(v)
+                await work().install_version(o, v)
             elif isinstance(url, str):
-                o.install_from_url(url)
+                work().install_from_url(o, url)
             else:
                 return json_error(400, 'body needs "version" or "url"')
         except LookupError as e:
@@ -50,7 +51,11 @@ def routes(ctx, o):
     @app.post("/api/ota/upload")
     async def upload(request):
         try:
-            man = await o.upload(request)
+            buf = o.take_buffer()
+            man = await work().upload(o, request, buf)
+        except MemoryError:
+            o.fail("not enough memory to install")
+            return json_error(503, o.last_error)
         except ValueError as e:
             return json_error(409 if o.busy() else 400, str(e))
         if man is None:
@@ -77,7 +82,7 @@ def routes(ctx, o):
             bundle.parse_version(v)
             if bundle.version_lt(v, ctx.version) and not (request.form or {}).get("confirm"):
                 return html(_page().confirm_page(ctx, v))
-            await o.install_version(v)
+            await work().install_version(o, v)
         except (LookupError, ValueError, bundle.BundleError) as e:
             return html(await _page().firmware_page(ctx, o, str(e)), 400)
         return redirect()
