@@ -156,3 +156,28 @@ def test_automatic_rollback(ota_board, rel, variant, why):
     assert why in b.get("/firmware").text
     st = json.loads((b.root / "app" / "state.json").read_text())
     assert st["active"] == "a" and st["trial"] is False
+
+
+def test_trial_that_never_gets_healthy_is_reset_and_rolled_back(board, rel, tmp_path):
+    # Wi-Fi is configured but its network is gone: the new version's health check cannot
+    # pass, so it resets itself at ota.confirm_s and boot.py returns to the previous slot
+    world = write_world(tmp_path / "empty-world.json", [])
+    cfg = rel.config()
+    cfg["wifi"] = {"networks": [{"ssid": LAB["ssid"], "password": LAB["password"]}]}
+    b = board(bundle=rel.dist / "perch-1.0.0.bundle", config=cfg, world=world,
+              env={"PERCH_OTA_CONFIRM_S": str(CONFIRM_S)})
+    wait_version(b, "1.0.0", confirmed=False)
+    data = (rel.www / "perch-1.1.0.bundle").read_bytes()
+    r = b.post("/api/ota/upload", data=data, timeout=60)
+    assert r.status_code == 200, r.text
+    wait_version(b, "1.1.0", confirmed=False)
+
+    def rolled_back():
+        s = b.get("/api/status", timeout=3).json()
+        return s if s["ota"]["rollback_reason"] else None
+
+    s = wait_for(rolled_back, 30 + CONFIRM_S, "rollback", b)
+    assert s["version"] == "1.0.0" and s["previous_version"] == "1.1.0"
+    reason = s["ota"]["rollback_reason"]
+    assert reason.startswith("trial of 1.1.0 failed: health check did not pass within 10 s")
+    assert "wifi" in reason
