@@ -181,3 +181,12 @@ def test_trial_that_never_gets_healthy_is_reset_and_rolled_back(board, rel, tmp_
     reason = s["ota"]["rollback_reason"]
     assert reason.startswith("trial of 1.1.0 failed: health check did not pass within 10 s")
     assert "wifi" in reason
+
+
+def test_download_resumes_with_range_after_a_dropped_connection(ota_board, rel):
+    b = ota_board()
+    size = (rel.www / "perch-1.1.0.bundle").stat().st_size
+    url = rel.url + "/drop/%d/perch-1.1.0.bundle" % (size // 2)
+    assert b.post("/api/ota/install", json={"url": url}).status_code == 202
+    s = wait_version(b, "1.1.0")
+    assert s["previous_version"] == "1.0.0"

@@ -6,7 +6,8 @@ the signature is RSA-2048 PKCS#1 v1.5 over SHA-256 of that text's UTF-8 bytes, s
 HTTP server or object store can serve the folder unchanged.
 
 `serve` is a plain static server with Range support.  For tests it also answers
-`/redirect/<n>/<path>` with n chained 302s ending at `/<path>`.
+`/redirect/<n>/<path>` with n chained 302s ending at `/<path>`, and `/drop/<n>/<path>` by
+cutting the connection after n bytes (Range requests there are served whole).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import socketserver
 import sys
 import threading
@@ -122,6 +124,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.end_headers()
             return
         rng = self.headers.get("Range")
+        m = re.match(r"^/drop/(\d+)(/.*)$", self.path)
+        if m:
+            # test hook: a plain GET is cut after n bytes; a Range GET is served normally
+            self.path = m.group(2)
+            if not rng:
+                return self._send_cut(int(m.group(1)))
         path = Path(self.translate_path(self.path))
         if not rng or not path.is_file():
             return super().do_GET()
@@ -149,6 +157,21 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                     break
                 self.wfile.write(chunk)
                 left -= len(chunk)
+
+
+    def _send_cut(self, n):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            return super().do_GET()
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:n])
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
