@@ -190,3 +190,18 @@ def test_download_resumes_with_range_after_a_dropped_connection(ota_board, rel):
     assert b.post("/api/ota/install", json={"url": url}).status_code == 202
     s = wait_version(b, "1.1.0")
     assert s["previous_version"] == "1.0.0"
+
+
+def test_install_over_https(ota_board, rel):
+    import update_server
+    from ota_helpers import self_signed
+
+    srv, url = update_server.serve_in_thread(rel.www, tls=self_signed(rel.tmp / "tls"))
+    try:
+        b = ota_board()
+        r = b.post("/api/ota/install", json={"url": url + "/perch-1.1.0.bundle"})
+        assert r.status_code == 202, r.text
+        s = wait_version(b, "1.1.0")
+        assert s["previous_version"] == "1.0.0"
+    finally:
+        srv.shutdown()

@@ -189,11 +189,21 @@ def make_server(d, port=0, host="127.0.0.1", rate=0) -> Server:
     return Server((host, port), handler)
 
 
-def serve_in_thread(d, port=0, rate=0) -> tuple[Server, str]:
-    """Start a server on a background thread; returns (server, base URL)."""
+def serve_in_thread(d, port=0, rate=0, tls=None) -> tuple[Server, str]:
+    """Start a server on a background thread; returns (server, base URL).
+
+    tls: (certfile, keyfile) to serve HTTPS."""
     srv = make_server(d, port, rate=rate)
+    scheme = "http"
+    if tls:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*tls)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        scheme = "https"
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, "http://127.0.0.1:%d" % srv.server_address[1]
+    return srv, "%s://127.0.0.1:%d" % (scheme, srv.server_address[1])
 
 
 def serve(d, port=8000, host="127.0.0.1") -> int:
