@@ -55,6 +55,12 @@ def test_upgrade_downgrade_upload_rollback(ota_board, rel):
     assert s["previous_version"] == "1.0.0"
     assert s["ota"]["state"] == "idle" and s["ota"]["last_error"] is None
 
+    # without JavaScript, the page's downgrade form asks for a confirmation first
+    r = b.post("/firmware/install", data={"version": "1.0.0"},
+               headers={"Origin": b.url}, allow_redirects=False)
+    assert r.status_code == 200 and "Downgrade to 1.0.0" in r.text and 'name="confirm"' in r.text
+    assert b.get("/api/ota").json()["state"] == "idle"
+
     # explicit downgrade from the list
     doc = b.get("/api/ota").json()
     assert doc["available"][1] == {**doc["available"][1], "downgrade": True, "allowed": True}
