@@ -181,6 +181,12 @@ class SlotSink:
         # manifest.json last: a slot without it is incomplete and never booted
         write_json_atomic(STAGING + "/manifest.json", self.manifest)
         dst = slot_dir(self.target)
+        # unmark the old slot first: a power cut halfway through deleting it must not leave
+        # a slot that still looks complete to boot.py or to a rollback
+        try:
+            os.remove(dst + "/manifest.json")
+        except OSError:
+            pass
         rmtree(dst)
         os.rename(STAGING, dst)
         st = load()
