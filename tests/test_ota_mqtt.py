@@ -28,6 +28,7 @@ def test_ota_and_rollback_commands(board, broker, tmp_path):
         b.status()), 40, "MQTT connected", b)
     did = s["device_id"]
     sub = Sub(broker, ["devices/%s/cmd/result" % did])
+    logs = Sub(broker, ["devices/%s/log" % did])
     pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-ota-pub")
     pub.username_pw_set(broker.user, broker.password)
     pub.connect("127.0.0.1", broker.mqtt_port)
@@ -36,6 +37,7 @@ def test_ota_and_rollback_commands(board, broker, tmp_path):
     def send(doc, n):
         pub.publish("devices/%s/cmd" % did, json.dumps(doc), qos=1).wait_for_publish(5)
         got = sub.wait(lambda m: len(m) >= n and m[n - 1], 30, "result %d" % n)
+        assert got[0] == "devices/%s/cmd/result" % did
         return json.loads(got[1])
 
     try:
@@ -51,7 +53,11 @@ def test_ota_and_rollback_commands(board, broker, tmp_path):
         assert r["ok"] is True and r["to"] == "1.0.0", r
         s = wait_version(b, "1.0.0", timeout=60)
         assert "rollback by MQTT command from 1.1.0" in s["ota"]["rollback_reason"]
+        # the reason also goes out on the device's MQTT log topic once it is back
+        logs.wait(lambda m: any(b"rolled back" in p and b"rollback by MQTT command" in p
+                                for _, p, _, _ in m), 30, "rollback reason on the log topic")
     finally:
         pub.loop_stop()
         pub.disconnect()
         sub.close()
+        logs.close()
