@@ -23,7 +23,8 @@ def test_ota_and_rollback_commands(board, broker, tmp_path):
     cfg = rel.config()
     cfg["wifi"] = {"networks": [{"ssid": "lab", "password": LAB["password"]}]}
     b = board(bundle=rel.www / "perch-1.0.0.bundle", config=cfg, world=world,
-              env={"PERCH_OTA_CONFIRM_S": "20", "PERCH_MQTT_URL": broker.url()})
+              env={"PERCH_OTA_CONFIRM_S": "20", "PERCH_MQTT_URL": broker.url(),
+                   "PERCH_LOG_FORWARD": "true"})
     s = wait_for(lambda: (lambda s: s if s["mqtt"]["state"] == "connected" else None)(
         b.status()), 40, "MQTT connected", b)
     did = s["device_id"]
