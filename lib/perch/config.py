@@ -26,6 +26,8 @@ SCHEMA: dict = {
     "name": (_STR, None, 1, 32),
     "wifi.networks": (_NETS, [], 0, 8),
     "wifi.fallback_s": (_INT, 120, 10, 86400),
+    "wifi.timeout_s": (_INT, 15, 2, 120),
+    "ap.linger_s": (_INT, 30, 0, 3600),
     "ap.password": (_SECRET, None, 8, 63),
     "http.port": (_INT, 80, 1, 65535),
     "dns.port": (_INT, 53, 1, 65535),

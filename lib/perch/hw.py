@@ -7,10 +7,23 @@ import network
 
 STA_IF = network.STA_IF
 AP_IF = network.AP_IF
+STAT_GOT_IP = network.STAT_GOT_IP
+STAT_WRONG_PASSWORD = network.STAT_WRONG_PASSWORD
+STAT_NO_AP_FOUND = network.STAT_NO_AP_FOUND
+STAT_HANDSHAKE_TIMEOUT = network.STAT_HANDSHAKE_TIMEOUT
+STAT_ASSOC_FAIL = network.STAT_ASSOC_FAIL
+STAT_BEACON_TIMEOUT = network.STAT_BEACON_TIMEOUT
+AUTH_OPEN = network.AUTH_OPEN
+AUTH_WPA2_PSK = network.AUTH_WPA2_PSK
 
 
 def wlan(interface):
     return network.WLAN(interface)
+
+
+def set_hostname(name):
+    # DHCP and mDNS name: the board answers as <name>.local.
+    network.hostname(name)
 
 
 def unique_id():

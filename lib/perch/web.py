@@ -5,7 +5,7 @@ import json
 
 from microdot import Microdot, Request, Response
 
-from perch import log, pages
+from perch import httpguard, log, pages
 from perch.config import ConfigError
 
 # Small limits: only the OTA upload route takes a large body, and streams it.
@@ -34,6 +34,8 @@ def body_json(request):
 
 def create(ctx):
     app = Microdot()
+    # Limits, read deadlines and the captive redirect, ahead of microdot's own parsing.
+    ctx.guard = httpguard.Guard(app, _log)
     Response.default_content_type = "application/json"
 
     @app.get("/api/status")
