@@ -81,10 +81,13 @@ async def describe(o):
     avail = []
     for r in rels:
         v = r["version"]
-        avail.append({"version": v, "size": r.get("size"), "date": r.get("date"),
-                      "notes": r.get("notes"), "current": v == cur,
-                      "downgrade": bundle.version_lt(v, cur),
-                      "allowed": not bundle.version_lt(v, floor)})
+        app = r.get("type", "app") == "app"
+        # firmware images have their own version line: no current/downgrade against the app
+        avail.append({"version": v, "type": "app" if app else "firmware",
+                      "size": r.get("size"), "date": r.get("date"),
+                      "notes": r.get("notes"), "current": app and v == cur,
+                      "downgrade": app and bundle.version_lt(v, cur),
+                      "allowed": not app or not bundle.version_lt(v, floor)})
     doc = o.status()
     doc["progress"] = o.pct()
     try:

@@ -36,6 +36,7 @@ async def firmware_page(ctx, o, error=None):
     rows = []
     for r in d["available"]:
         v = esc(r["version"])
+        kind = "" if r.get("type") == "app" else " (firmware image)"
         if r["current"]:
             act = '<span class="ok">running</span>'
         elif not r["allowed"]:
@@ -46,9 +47,9 @@ async def firmware_page(ctx, o, error=None):
                    '<input type="hidden" name="version" value="%s">'
                    '<button%s data-v="%s">%s</button></form>'
                    % (v, ' class="warn" data-down="1"' if r["downgrade"] else "", v, label))
-        rows.append('<tr id="v-%s"><td><b>%s</b><br><span class="muted">%s</span><br>%s</td>'
-                    '<td>%s</td></tr>' % (v, v, esc(r["date"] or ""), esc(r["notes"] or ""),
-                                          act))
+        rows.append('<tr id="v-%s"><td><b>%s</b>%s<br><span class="muted">%s</span><br>%s</td>'
+                    '<td>%s</td></tr>' % (v, v, kind, esc(r["date"] or ""),
+                                          esc(r["notes"] or ""), act))
     if rows:
         versions = '<table id="versions">%s</table>' % "".join(rows)
     else:
