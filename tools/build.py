@@ -57,7 +57,10 @@ def compile_tree(version):
             mpy = (tmp / "out" / rel).with_suffix(".mpy")
             mpy.parent.mkdir(parents=True, exist_ok=True)
             # -s names the module by its path in tracebacks, not by the temp folder.
-            subprocess.run([mpy_cross(), "-s", rel, "-o", str(mpy), str(src)], check=True)
+            r = subprocess.run([mpy_cross(), "-s", rel, "-o", str(mpy), str(src)],
+                               capture_output=True, text=True)
+            if r.returncode:
+                raise bundle.BundleError("mpy-cross failed on %s:\n%s" % (rel, r.stderr.strip()))
             files.append((mpy.relative_to(tmp / "out").as_posix(), mpy.read_bytes()))
     return files
 

@@ -19,7 +19,36 @@ def cmd_deps(args):
 
 
 def cmd_build(args):
-    print(build.build(args.version, out_dir=args.out))
+    sign = None
+    if args.key:
+        import bundle
+
+        key = bundle.load_private(args.key)
+
+        def sign(data):
+            return bundle.sign_bytes(data, key)
+
+    print(build.build(args.version, sign=sign, out_dir=args.out))
+
+
+def cmd_keygen(args):
+    import bundle
+
+    for what, path in bundle.keygen(args.out).items():
+        print("%s: %s" % (what, path))
+
+
+def cmd_release(args):
+    import update_server
+
+    e = update_server.release(args.dir, args.bundle, args.key, notes=args.notes or "")
+    print("released %s as %s (%d bytes)" % (e["version"], e["file"], e["size"]))
+
+
+def cmd_serve(args):
+    import update_server
+
+    return update_server.serve(args.dir, args.port, args.host)
 
 
 def cmd_sim(args):
@@ -52,7 +81,25 @@ def main(argv=None):
     s = sub.add_parser("build", help="compile with mpy-cross and pack the app bundle")
     s.add_argument("--version", help="app version (default: the package's own)")
     s.add_argument("--out", help="output folder (default: dist/)")
+    s.add_argument("--key", help="private key (PEM) to sign the bundle with")
     s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("keygen", help="make an RSA-2048 signing key pair")
+    s.add_argument("--out", required=True, help="folder for the key files")
+    s.set_defaults(func=cmd_keygen)
+
+    s = sub.add_parser("release", help="add a bundle to an update-server folder, sign index")
+    s.add_argument("dir", help="update-server folder (holds index.json)")
+    s.add_argument("bundle", help="bundle file to add")
+    s.add_argument("--key", help="private key (PEM) to sign index.json with")
+    s.add_argument("--notes", help="release notes")
+    s.set_defaults(func=cmd_release)
+
+    s = sub.add_parser("serve", help="serve an update-server folder over HTTP")
+    s.add_argument("dir")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("deploy", help="install onto a board over serial with mpremote")
     s.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB0")

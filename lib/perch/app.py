@@ -127,10 +127,16 @@ def _setup_features(ctx):
     import perch
 
     for name in FEATURES:
+        # Loading code needs contiguous blocks: collect first, so that each module lands in
+        # one compact run of the heap rather than in the gaps the previous one left.
+        gc.collect()
         try:
             __import__("perch." + name)
         except ImportError as e:
             _log.warning("feature not available", feature=name, error=str(e))
+            continue
+        except Exception as e:  # MemoryError above all: keep the web page up for rollback
+            _log.exc(e, "feature failed to load", feature=name)
             continue
         try:
             getattr(perch, name).setup(ctx)

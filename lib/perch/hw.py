@@ -80,3 +80,19 @@ def dht22(pin):
 def set_rtc(tm):
     # tm: time.gmtime()-style tuple in the board's epoch (NTP sync)
     machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
+
+
+def mark_app_valid():
+    # Cancels the bootloader's pending-verify rollback of a new firmware image (no-op otherwise)
+    esp32.Partition.mark_app_valid_cancel_rollback()
+
+
+def ota_partitions():
+    # (running, next update) app partitions of the OTA partition table
+    # the stubs type id as str; the port also takes Partition.RUNNING (documented API)
+    run = esp32.Partition(esp32.Partition.RUNNING)  # type: ignore[arg-type]
+    return run, run.get_next_update()
+
+
+def partition_label(p):
+    return p.info()[4]

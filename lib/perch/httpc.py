@@ -1,0 +1,213 @@
+# Minimal asyncio HTTP/1.0 GET client for OTA downloads: redirects, Range resume, and HTTPS
+# where the port has TLS. The body is read in caller-sized chunks; nothing is buffered whole.
+import asyncio
+
+from micropython import const
+
+_MAX_REDIRECTS = const(5)
+_MAX_HEADER = const(512)
+_TIMEOUT_S = const(15)
+
+
+class HTTPError(Exception):
+    pass
+
+
+def split_url(url):
+    # -> (tls, host, port, path)
+    if url.startswith("http://"):
+        tls, rest, port = False, url[7:], 80
+    elif url.startswith("https://"):
+        tls, rest, port = True, url[8:], 443
+    else:
+        raise HTTPError("unsupported URL (need http:// or https://): %s" % url)
+    host, _, path = rest.partition("/")
+    if ":" in host:
+        host, _, p = host.partition(":")
+        try:
+            port = int(p)
+        except ValueError:
+            raise HTTPError("bad port in URL: %s" % url)
+    if not host:
+        raise HTTPError("no host in URL: %s" % url)
+    return tls, host, port, "/" + path
+
+
+def join(base, ref):
+    # resolve a Location header or an index "file" entry against a base URL
+    if ref.startswith("http://") or ref.startswith("https://"):
+        return ref
+    tls, host, port, path = split_url(base)
+    origin = "%s://%s:%d" % ("https" if tls else "http", host, port)
+    if ref.startswith("/"):
+        return origin + ref
+    return origin + path.rpartition("/")[0] + "/" + ref
+
+
+class Response:
+    """An open response: status, length (Content-Length or None), readinto(mv) async."""
+
+    def __init__(self, reader, writer, status, length, url):
+        self.r = reader
+        self.w = writer
+        self.status = status
+        self.length = length
+        self.url = url
+
+    async def readinto(self, mv):
+        try:
+            n = await asyncio.wait_for(self.r.readinto(mv), _TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise HTTPError("download stalled for %d s" % _TIMEOUT_S)
+        return n or 0
+
+    def close(self):
+        try:
+            self.w.close()
+        except Exception:
+            pass
+
+
+async def _connect(host, port, ssl):
+    if ssl:
+        conn = asyncio.open_connection(host, port, ssl=ssl)
+    else:
+        conn = asyncio.open_connection(host, port)
+    return await asyncio.wait_for(conn, _TIMEOUT_S)
+
+
+async def _open(url, offset):
+    tls, host, port, path = split_url(url)
+    ssl = None
+    if tls:
+        try:
+            import ssl as _ssl
+        except ImportError:
+            raise HTTPError("this port has no TLS for https://")
+        ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+        # No CA bundle on the board: authenticity comes from the bundle signature.
+        setattr(ctx, "verify_mode", _ssl.CERT_NONE)  # noqa: B010 - not in every port's stubs
+        ssl = ctx
+    try:
+        r, w = await _connect(host, port, ssl)
+    except asyncio.TimeoutError:
+        raise HTTPError("connect to %s:%d timed out" % (host, port))
+    except OSError as e:
+        why = "no network (name lookup failed)" if e.args and e.args[0] == -2 else str(e)
+        raise HTTPError("cannot connect to %s:%d: %s" % (host, port, why))
+    req = "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: perch\r\n" % (path, host)
+    if offset:
+        req += "Range: bytes=%d-\r\n" % offset
+    w.write(req.encode() + b"\r\n")
+    await w.drain()
+    try:
+        line = await asyncio.wait_for(r.readline(), _TIMEOUT_S)
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise HTTPError("not an HTTP response from %s" % host)
+        status = int(parts[1])
+        length = None
+        location = None
+        while True:
+            h = await asyncio.wait_for(r.readline(), _TIMEOUT_S)
+            if not h or h == b"\r\n" or h == b"\n":
+                break
+            if len(h) > _MAX_HEADER:
+                raise HTTPError("response header too long")
+            k, _, v = h.decode().partition(":")
+            k = k.strip().lower()
+            if k == "content-length":
+                length = int(v.strip())
+            elif k == "location":
+                location = v.strip()
+    except asyncio.TimeoutError:
+        w.close()
+        raise HTTPError("no response from %s:%d" % (host, port))
+    except (ValueError, HTTPError):
+        w.close()
+        raise
+    return Response(r, w, status, length, url), location
+
+
+async def get(url, offset=0):
+    """Open url, following redirects; returns a Response with status 200 or 206."""
+    for _ in range(_MAX_REDIRECTS + 1):
+        resp, location = await _open(url, offset)
+        if resp.status in (301, 302, 303, 307, 308) and location:
+            resp.close()
+            url = join(url, location)
+            continue
+        if resp.status == 200 or (offset and resp.status == 206):
+            return resp
+        resp.close()
+        raise HTTPError("HTTP %d from %s" % (resp.status, url))
+    raise HTTPError("too many redirects")
+
+
+class Download:
+    """bundle.Source over an HTTP download that resumes with Range when the link drops."""
+
+    def __init__(self, url, tries=3):
+        self.url = url
+        self.resp = None
+        self.got = 0
+        self.total = None
+        self.tries = tries
+
+    async def start(self):
+        self.resp = await get(self.url)
+        self.url = self.resp.url
+        self.total = self.resp.length
+        return self
+
+    async def readinto(self, mv):
+        while True:
+            resp = self.resp
+            if resp is None:
+                raise HTTPError("download not started")
+            try:
+                n = await resp.readinto(mv)
+            except (OSError, HTTPError) as e:
+                n = -1
+                err = e
+            if n > 0:
+                self.got += n
+                return n
+            if self.total is None or self.got >= self.total:
+                return 0
+            # the connection ended early: resume where it stopped
+            if self.tries <= 0:
+                raise HTTPError("download failed at %d of %d bytes%s" % (
+                    self.got, self.total, ": %s" % err if n < 0 else ""))
+            self.tries -= 1
+            resp.close()
+            self.resp = await get(self.url, self.got)
+            if self.resp.status != 206:
+                raise HTTPError("server ignored Range; cannot resume")
+
+    def close(self):
+        if self.resp:
+            self.resp.close()
+
+
+async def fetch(url, limit):
+    """A small whole document (index.json), at most `limit` bytes."""
+    resp = await get(url)
+    try:
+        if resp.length is not None and resp.length > limit:
+            raise HTTPError("%s is too large (%d bytes)" % (url, resp.length))
+        buf = bytearray(limit if resp.length is None else resp.length)
+        mv = memoryview(buf)
+        got = 0
+        while got < len(buf):
+            n = await resp.readinto(mv[got:])
+            if not n:
+                break
+            got += n
+        if resp.length is not None and got != resp.length:
+            raise HTTPError("%s truncated" % url)
+        if resp.length is None and got == limit:
+            raise HTTPError("%s is too large" % url)
+        return bytes(mv[:got])
+    finally:
+        resp.close()

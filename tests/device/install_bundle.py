@@ -1,0 +1,30 @@
+# Run under micropython with cwd = a board root: installs one bundle file into the inactive
+# slot and prints one JSON line with the outcome and the slot state afterwards.
+# argv: bundle_path config_json_path
+import asyncio
+import json
+import sys
+
+from perch import bundle, slots
+
+
+async def main(path, cfg):
+    r = bundle.Reader(cfg.get("keys"), cfg.get("allow_unsigned", False),
+                      cfg.get("min_version", "0.0.0"), cfg.get("kind", "app"),
+                      slots.free_bytes())
+    with open(path, "rb") as f:
+        try:
+            man = await r.run(bundle.FileSource(f), slots.SlotSink())
+            res = {"ok": True, "version": man["version"]}
+        except bundle.BundleError as e:
+            res = {"ok": False, "error": str(e)}
+    st = slots.load()
+    res["state"] = st
+    res["active_version"] = slots.slot_version(st["active"])
+    res["done"] = r.done
+    print(json.dumps(res))
+
+
+with open(sys.argv[2]) as _f:
+    _cfg = json.load(_f)
+asyncio.run(main(sys.argv[1], _cfg))
