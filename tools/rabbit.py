@@ -196,6 +196,15 @@ class Rabbit:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        # the script is gone; wait for the rest of its process group (beam, erl_child_setup)
+        # too, so that a restart or a measurement does not compete with a VM shutting down
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
         # epmd may outlive the node; it is shared and harmless, but the node's port must be
         # free before a restart on the same port.
         deadline = time.monotonic() + 10
