@@ -17,9 +17,9 @@ import time
 from micropython import const
 
 from perch import hw, lineproto, log, sensors
+from perch.brokerurl import UplinkError, public_url
 from perch.config import ConfigError, check
 from perch.outbox import Outbox
-from perch.uplink import Uplink, UplinkError, public_url
 
 # time.time_ns() counts from the port's epoch: 1970 on Unix, 2000 on the ESP32
 _EPOCH_NS = 946684800 * 1000000000 if time.gmtime(0)[0] == 2000 else 0
@@ -159,6 +159,10 @@ class Telemetry:
             _log.error("bad broker URL", error=str(e))
 
     def _start_uplink(self, url):
+        # imported only with a broker: umqtt, ssl and the uplink are a third of telemetry's
+        # RAM, which the portal needs while a fresh board sits in AP mode
+        from perch.uplink import Uplink
+
         cfg = self.ctx.cfg
         did = self.ctx.device_id
         self.up = Uplink(url, did, cfg["mqtt.keepalive_s"], cfg["mqtt.timeout_s"] * 1000,
