@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import paho.mqtt.client as paho
-from mqtt_helpers import Sub
 
 from conftest import write_world
+from mqtt_helpers import Sub
 from ota_helpers import Release, wait_for, wait_version
 
 LAB = {"ssid": "lab", "password": "otatest-pass", "rssi": -50, "channel": 6,

@@ -6,6 +6,7 @@ run/board and survives restarts, as a real board's flash would.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -52,6 +53,10 @@ def start_broker():
 def main():
     run = REPO / "run"
     run.mkdir(exist_ok=True)
+    fresh = bool(os.environ.get("FRESH"))
+    if fresh:
+        # A board straight out of the box: no saved network, so the setup wizard shows.
+        shutil.rmtree(run / "board", ignore_errors=True)
     world = run / "world.json"
     if not world.exists():
         world.write_text(json.dumps(WORLD, ensure_ascii=False, indent=1))
@@ -60,7 +65,9 @@ def main():
     # maker's change shows on the next `make run`.
     import build
 
-    build.install_root(run / "board", build.build())
+    seed = None if fresh else {"wifi": {"networks": [
+        {"ssid": "HomeNet", "password": WORLD["networks"][0]["password"], "priority": 1}]}}
+    build.install_root(run / "board", build.build(), seed_config=seed)
     node, url = start_broker()
     if url:
         os.environ["PERCH_MQTT_URL"] = url
@@ -68,8 +75,11 @@ def main():
     print()
     print("  Perch virtual board")
     print("  portal:   http://127.0.0.1:%d/" % port)
-    print("  world:    %s  (edit it: networks appear and vanish live;" % world)
-    print("            join HomeNet with password 'correct horse')")
+    print("  world:    %s  (edit it: networks appear and vanish live)" % world)
+    if fresh:
+        print("  setup:    join HomeNet on the portal with password 'correct horse'")
+    else:
+        print("  setup:    joined HomeNet already; FRESH=1 make run shows the setup wizard")
     if url:
         print("  readings: %s %s %s" % (sys.executable, TOOLS / "watch.py", url))
     print("  stop:     Ctrl-C")
