@@ -74,8 +74,8 @@ def main():
         os.environ["PERCH_MQTT_URL"] = url
         os.environ.setdefault("PERCH_TELEMETRY_INTERVAL_S", "5")
         # Every driver: the chip's own sensor, a BME280 on I2C, a DHT22 and a wave.
-        os.environ.setdefault("PERCH_TELEMETRY_SENSORS",
-                              '["mcu", {"driver": "bme280"}, {"driver": "dht22", "pin": 4}, "sim"]')
+        sensors = ["mcu", {"driver": "bme280"}, {"driver": "dht22", "pin": 4}, "sim"]
+        os.environ.setdefault("PERCH_TELEMETRY_SENSORS", json.dumps(sensors))
     print()
     print("  Perch virtual board")
     print("  portal:   http://127.0.0.1:%d/" % port)
