@@ -82,7 +82,7 @@ def rate(port, path, n=600, threads=2):
     return n / dt
 
 
-def host_modules_heap():
+def host_modules_heap(cwd):
     """Heap that the virtual board's network, machine, esp32 and socket take: C on the chip."""
     sys.path.insert(0, str(REPO / "tools" / "sim"))
     import runner
@@ -91,7 +91,8 @@ def host_modules_heap():
             "\ngc.collect()\nprint(gc.mem_alloc() - a)")
     env = dict(os.environ, MICROPYPATH="%s:.frozen" % runner.rom_dir())
     env.pop("PERCH_SIM_WORLD", None)
-    out = subprocess.run([MICROPYTHON, "-X", "heapsize=" + HEAP, "-c", code], env=env,
+    # In a scratch folder: the simulated esp32 keeps its flash files in the current folder.
+    out = subprocess.run([MICROPYTHON, "-X", "heapsize=" + HEAP, "-c", code], env=env, cwd=cwd,
                          capture_output=True, text=True, check=True).stdout
     return int(out.split()[-1])
 
@@ -131,7 +132,7 @@ def rows(bench):
 
     b = bench.board(heap=HEAP)
     status = b.get("/api/status?gc=1").json()
-    host = host_modules_heap()
+    host = host_modules_heap(bench.tmp)
     out.append(("heap after boot (gc.mem_alloc)", status["mem"]["alloc"] // 1024, "KB",
                 "runs in 160k heap (goal 128k)",
                 "of which %d KB are the virtual board's host modules (C on the chip)"
