@@ -13,6 +13,7 @@
 # with each loaded module, so the head is parsed as bytes and only the parts a
 # handler reads become str.
 import asyncio
+import time
 
 from microdot import Request, Response
 from micropython import const
@@ -26,6 +27,7 @@ HEAD_MS = const(5000)
 READ_MS = const(5000)
 _CHUNK = const(512)
 _OUT = const(1024)  # response bytes gathered into one send
+_TICK = const(250)  # how often read deadlines are checked
 UPLOAD_PATHS = ("/api/ota/upload",)
 
 _REASONS = {
@@ -240,6 +242,8 @@ class Guard:
         self.active = 0
         self.rejected = 0
         self.redirect = None  # callable(host, peer) -> location or None (captive portal)
+        self._live = []  # [task, deadline ms, or None once expired] per request being read
+        self._sweeper = None
         app.handle_request = self.handle
         # Our own limits apply first; microdot's global cap must admit uploads.
         Request.max_content_length = UPLOAD_MAX
@@ -260,6 +264,29 @@ class Guard:
             await writer.aclose()
         except OSError:
             pass
+
+    def _watch(self, ms):
+        w = [asyncio.current_task(), time.ticks_add(time.ticks_ms(), ms)]
+        self._live.append(w)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+        return w
+
+    async def _sweep(self):
+        # One task keeps every connection's read deadline: asyncio.wait_for_ms
+        # would cost two tasks and a cancellation on each request. It runs only
+        # while requests are being read.
+        live = self._live
+        try:
+            while live:
+                await asyncio.sleep_ms(_TICK)
+                now = time.ticks_ms()
+                for w in live:
+                    if w[1] is not None and time.ticks_diff(now, w[1]) >= 0:
+                        w[1] = None
+                        w[0].cancel()
+        finally:
+            self._sweeper = None
 
     async def handle(self, reader, writer):
         if self.active >= MAX_CONNS:
@@ -282,36 +309,39 @@ class Guard:
 
     async def _serve(self, reader, writer):
         try:
+            what, ms = "request head", HEAD_MS
+            w = self._watch(ms)
             try:
-                got = await asyncio.wait_for_ms(read_head(reader), HEAD_MS)  # type: tuple
-            except asyncio.TimeoutError:
-                raise HttpError(408, "request head not received within %d ms" % HEAD_MS)
-            head, rest = got
-            if head is None or rest is None:
-                await self._close(writer)
-                return
-            method, url, ver, hdrs = parse_head(head)
-            n = check_length(method, url, hdrs)
-            stream = None
-            if n > BODY_MAX:
-                # Only the upload route gets here; its handler streams the body.
-                stream = _Replay(rest, reader)
-                body = b""
-            elif n:
-                if len(rest) < n:
-                    # Read here, under the deadline, so a stalled body gets a 408 instead of
-                    # a parse error deep in microdot.
-                    try:
-                        rest += await asyncio.wait_for_ms(reader.readexactly(n - len(rest)),
-                                                          READ_MS)
-                    except asyncio.TimeoutError:
-                        raise HttpError(408, "request body not received within %d ms"
-                                        % READ_MS)
-                    except EOFError:
-                        raise HttpError(400, "connection closed inside the request body")
-                body = rest[:n] if len(rest) > n else rest
-            else:
-                body = b""
+                head, rest = await read_head(reader)
+                if head is None or rest is None:
+                    await self._close(writer)
+                    return
+                method, url, ver, hdrs = parse_head(head)
+                n = check_length(method, url, hdrs)
+                stream = None
+                if n > BODY_MAX:
+                    # Only the upload route gets here; its handler streams the body.
+                    stream = _Replay(rest, reader)
+                    body = b""
+                elif n:
+                    if len(rest) < n:
+                        # Read here, under a deadline, so a stalled body gets a 408 instead
+                        # of a parse error deep in microdot.
+                        what, ms = "request body", READ_MS
+                        w[1] = time.ticks_add(time.ticks_ms(), ms)
+                        try:
+                            rest += await reader.readexactly(n - len(rest))
+                        except EOFError:
+                            raise HttpError(400, "connection closed inside the request body")
+                    body = rest[:n] if len(rest) > n else rest
+                else:
+                    body = b""
+            except asyncio.CancelledError:
+                if w[1] is not None:
+                    raise  # not our deadline: the server is shutting down
+                raise HttpError(408, "%s not received within %d ms" % (what, ms))
+            finally:
+                self._live.remove(w)
             peer = writer.get_extra_info("peername")
             if self.redirect is not None:
                 loc = self.redirect(hdrs.get("host", ""), peer)
