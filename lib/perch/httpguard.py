@@ -44,7 +44,7 @@ _REASONS = {
 
 class _Replay:
     """A large body: first the bytes read with the head, then the socket, each
-    socket read bounded by READ_MS."""
+    socket read bounded by READ_MS. Only the upload handler reads it, with read()."""
 
     def __init__(self, buf, inner):
         self._buf = buf or None
@@ -60,22 +60,12 @@ class _Replay:
         self._pos = p + len(out)
         if self._pos >= len(b):
             self._buf = None
-        return bytes(out)
+        return out
 
     async def read(self, n=-1):
         if self._buf is not None:
             return self._take(n)
         return await asyncio.wait_for_ms(self._in.read(n), READ_MS)
-
-    async def readline(self):
-        b = self._buf
-        if b is not None:
-            i = b.find(b"\n", self._pos)
-            if i >= 0:
-                return self._take(i + 1 - self._pos)
-            head = self._take(-1)
-            return head + await asyncio.wait_for_ms(self._in.readline(), READ_MS)
-        return await asyncio.wait_for_ms(self._in.readline(), READ_MS)
 
     async def readexactly(self, n):
         head = self._take(n) if self._buf is not None else b""
@@ -83,13 +73,6 @@ class _Replay:
             return head
         rest = await asyncio.wait_for_ms(self._in.readexactly(n - len(head)), READ_MS)
         return head + rest
-
-    async def readinto(self, buf):
-        if self._buf is not None:
-            b = self._take(len(buf))
-            buf[:len(b)] = b
-            return len(b)
-        return await asyncio.wait_for_ms(self._in.readinto(buf), READ_MS)
 
 
 def _stalled(req, exc):
