@@ -338,9 +338,12 @@ def setup(ctx):
         nxt = req.url if req.method == "GET" else "/"
         return Response.redirect("/login?next=" + _quote(nxt))
 
+    def own(h):
+        return own_host(ctx, h)
+
     @app.before_request
     async def gate(req):
-        if cross_site(req.method, req.headers, lambda h: own_host(ctx, h)):
+        if cross_site(req.method, req.headers, own):
             lg.warning("cross-site request refused", path=req.path,
                        origin=req.headers.get("Origin") or req.headers.get("Referer"))
             return Response({"error": "cross-site request refused: Origin/Referer is not "

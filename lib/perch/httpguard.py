@@ -4,10 +4,18 @@
 #
 # microdot reads headers with StreamReader.readline(), which buffers a line of
 # any length before checking it, and it has no read timeout. So the guard
-# reads the head itself in bounded chunks, answers 4xx on its own, then hands
-# microdot a reader that replays the head and continues with deadlines.
+# reads the head itself in bounded chunks under a deadline, answers 4xx on its
+# own, and builds microdot's Request from what it parsed: parsing the head a
+# second time would double the per-request cost. Only an upload's large body
+# is left on the socket, behind a reader with per-read deadlines.
+#
+# Speed: every new str is looked up in the interned-string tables, which grow
+# with each loaded module, so the head is parsed as bytes and only the parts a
+# handler reads become str.
 import asyncio
+import time
 
+from microdot import Request, Response
 from micropython import const
 
 MAX_CONNS = const(8)
@@ -18,6 +26,8 @@ UPLOAD_MAX = const(8 * 1024 * 1024)
 HEAD_MS = const(5000)
 READ_MS = const(5000)
 _CHUNK = const(512)
+_OUT = const(1024)  # response bytes gathered into one send
+_TICK = const(250)  # how often read deadlines are checked
 UPLOAD_PATHS = ("/api/ota/upload",)
 
 _REASONS = {
@@ -33,11 +43,11 @@ _REASONS = {
 
 
 class _Replay:
-    """Stream that first serves bytes already read, then the socket, each
-    socket read bounded by READ_MS."""
+    """A large body: first the bytes read with the head, then the socket, each
+    socket read bounded by READ_MS. Only the upload handler reads it, with read()."""
 
     def __init__(self, buf, inner):
-        self._buf = buf
+        self._buf = buf or None
         self._pos = 0
         self._in = inner
 
@@ -50,22 +60,12 @@ class _Replay:
         self._pos = p + len(out)
         if self._pos >= len(b):
             self._buf = None
-        return bytes(out)
+        return out
 
     async def read(self, n=-1):
         if self._buf is not None:
             return self._take(n)
         return await asyncio.wait_for_ms(self._in.read(n), READ_MS)
-
-    async def readline(self):
-        b = self._buf
-        if b is not None:
-            i = b.find(b"\n", self._pos)
-            if i >= 0:
-                return self._take(i + 1 - self._pos)
-            head = self._take(-1)
-            return head + await asyncio.wait_for_ms(self._in.readline(), READ_MS)
-        return await asyncio.wait_for_ms(self._in.readline(), READ_MS)
 
     async def readexactly(self, n):
         head = self._take(n) if self._buf is not None else b""
@@ -73,13 +73,6 @@ class _Replay:
             return head
         rest = await asyncio.wait_for_ms(self._in.readexactly(n - len(head)), READ_MS)
         return head + rest
-
-    async def readinto(self, buf):
-        if self._buf is not None:
-            b = self._take(len(buf))
-            buf[:len(b)] = b
-            return len(b)
-        return await asyncio.wait_for_ms(self._in.readinto(buf), READ_MS)
 
 
 def _stalled(req, exc):
@@ -93,25 +86,55 @@ class HttpError(Exception):
         self.msg = msg
 
 
+class Headers:
+    """Request headers under lower-case names, found under any spelling, as
+    microdot's NoCaseDict; cheaper to fill, since parse_head lowers each name once."""
+
+    def __init__(self):
+        self.d = {}
+
+    def __getitem__(self, k):
+        return self.d[k.lower()]
+
+    def __contains__(self, k):
+        return k.lower() in self.d
+
+    def get(self, k, default=None):
+        return self.d.get(k.lower(), default)
+
+    def items(self):
+        return self.d.items()
+
+    def __iter__(self):
+        return iter(self.d)
+
+    def __len__(self):
+        return len(self.d)
+
+
 def parse_head(head):
-    """(method, path, headers dict with lower-case keys) from the head bytes."""
+    """(method, url, HTTP version, Headers) from the head bytes, which end in a
+    blank line."""
+    e = head.find(b"\r\n")
+    parts = head[:e].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1.") or not parts[1]:
+        raise HttpError(400, "malformed request line")
+    hdrs = Headers()
+    d = hdrs.d
+    p = e + 2
+    last = len(head) - 2  # the blank line that ends the head
     try:
-        text = head.decode()
+        while p < last:
+            e = head.find(b"\r\n", p)
+            i = head.find(b":", p, e)
+            # A name must be non-empty, with no space before the colon (RFC 9112 5.1).
+            if i <= p or head[p] <= 32 or head[i - 1] <= 32:
+                raise HttpError(400, "malformed header line")
+            d[head[p:i].lower().decode()] = head[i + 1:e].strip().decode()
+            p = e + 2
+        return parts[0].decode(), parts[1].decode(), parts[2][5:].decode(), hdrs
     except UnicodeError:
         raise HttpError(400, "request head is not UTF-8")
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1]:
-        raise HttpError(400, "malformed request line")
-    hdrs = {}
-    for ln in lines[1:]:
-        if not ln:
-            continue
-        k, sep, v = ln.partition(":")
-        if not sep or not k or k != k.strip():
-            raise HttpError(400, "malformed header line")
-        hdrs[k.lower()] = v.strip()
-    return parts[0], parts[1], hdrs
 
 
 def body_limit(path):
@@ -157,7 +180,42 @@ async def read_head(reader):
             raise HttpError(414, "request line over %d bytes" % LINE_MAX)
         if (end < 0 and len(buf) > HEAD_MAX) or end > HEAD_MAX:
             raise HttpError(431, "request head over %d bytes" % HEAD_MAX)
-    return buf[:end + 4], buf[end + 4:]
+    mv = memoryview(buf)
+    return bytes(mv[:end + 4]), bytes(mv[end + 4:])
+
+
+class _Out:
+    """Gathers a response's writes into one send. microdot awaits the status
+    line, each header and the body separately, and each await would be a send
+    of its own plus a trip through the scheduler. Holds at most _OUT bytes, so
+    a streamed page is still never whole in RAM."""
+
+    def __init__(self, w):
+        self.w = w
+        self.buf = bytearray()
+
+    async def awrite(self, data):
+        b = self.buf
+        if len(b) + len(data) > _OUT:
+            if b:
+                self.buf = bytearray()
+                await self.w.awrite(b)
+                b = self.buf
+            if len(data) >= _OUT:
+                await self.w.awrite(data)
+                return
+        b.extend(data)
+
+    async def aclose(self):
+        try:
+            if self.buf:
+                await self.w.awrite(self.buf)
+        finally:
+            self.buf = bytearray()
+            await self.w.aclose()
+
+    def get_extra_info(self, name):
+        return self.w.get_extra_info(name)
 
 
 class Guard:
@@ -167,11 +225,10 @@ class Guard:
         self.active = 0
         self.rejected = 0
         self.redirect = None  # callable(host, peer) -> location or None (captive portal)
-        self._inner = app.handle_request
+        self._live = []  # [task, deadline ms, or None once expired] per request being read
+        self._sweeper = None
         app.handle_request = self.handle
         # Our own limits apply first; microdot's global cap must admit uploads.
-        from microdot import Request
-
         Request.max_content_length = UPLOAD_MAX
         app.errorhandler(asyncio.TimeoutError)(_stalled)
 
@@ -190,6 +247,29 @@ class Guard:
             await writer.aclose()
         except OSError:
             pass
+
+    def _watch(self, ms):
+        w = [asyncio.current_task(), time.ticks_add(time.ticks_ms(), ms)]
+        self._live.append(w)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+        return w
+
+    async def _sweep(self):
+        # One task keeps every connection's read deadline: asyncio.wait_for_ms
+        # would cost two tasks and a cancellation on each request. It runs only
+        # while requests are being read.
+        live = self._live
+        try:
+            while live:
+                await asyncio.sleep_ms(_TICK)
+                now = time.ticks_ms()
+                for w in live:
+                    if w[1] is not None and time.ticks_diff(now, w[1]) >= 0:
+                        w[1] = None
+                        w[0].cancel()
+        finally:
+            self._sweeper = None
 
     async def handle(self, reader, writer):
         if self.active >= MAX_CONNS:
@@ -212,32 +292,51 @@ class Guard:
 
     async def _serve(self, reader, writer):
         try:
+            what, ms = "request head", HEAD_MS
+            w = self._watch(ms)
             try:
-                got = await asyncio.wait_for_ms(read_head(reader), HEAD_MS)  # type: tuple
-            except asyncio.TimeoutError:
-                raise HttpError(408, "request head not received within %d ms" % HEAD_MS)
-            head, rest = got
-            if head is None or rest is None:
-                await self._close(writer)
-                return
-            method, path, hdrs = parse_head(head)
-            n = check_length(method, path, hdrs)
-            if len(rest) < n <= BODY_MAX:
-                # Small bodies are read here, under the deadline, so a stalled one gets a
-                # 408 instead of a parse error deep in microdot.
-                try:
-                    rest += await asyncio.wait_for_ms(reader.readexactly(n - len(rest)), READ_MS)
-                except asyncio.TimeoutError:
-                    raise HttpError(408, "request body not received within %d ms" % READ_MS)
-                except EOFError:
-                    raise HttpError(400, "connection closed inside the request body")
+                head, rest = await read_head(reader)
+                if head is None or rest is None:
+                    await self._close(writer)
+                    return
+                method, url, ver, hdrs = parse_head(head)
+                n = check_length(method, url, hdrs)
+                stream = None
+                if n > BODY_MAX:
+                    # Only the upload route gets here; its handler streams the body.
+                    stream = _Replay(rest, reader)
+                    body = b""
+                elif n:
+                    if len(rest) < n:
+                        # Read here, under a deadline, so a stalled body gets a 408 instead
+                        # of a parse error deep in microdot.
+                        what, ms = "request body", READ_MS
+                        w[1] = time.ticks_add(time.ticks_ms(), ms)
+                        try:
+                            rest += await reader.readexactly(n - len(rest))
+                        except EOFError:
+                            raise HttpError(400, "connection closed inside the request body")
+                    body = rest[:n] if len(rest) > n else rest
+                else:
+                    body = b""
+            except asyncio.CancelledError:
+                if w[1] is not None:
+                    raise  # not our deadline: the server is shutting down
+                raise HttpError(408, "%s not received within %d ms" % (what, ms))
+            finally:
+                self._live.remove(w)
+            peer = writer.get_extra_info("peername")
             if self.redirect is not None:
-                loc = self.redirect(hdrs.get("host", ""), writer.get_extra_info("peername"))
+                loc = self.redirect(hdrs.get("host", ""), peer)
                 if loc:
                     await self._reply(writer, 302, "captive portal: " + loc + "\n",
                                       "Location: %s\r\nCache-Control: no-store\r\n" % loc)
                     await self._close(writer)
                     return
+            try:
+                req = Request(self.app, peer, method, url, ver, hdrs, body=body, stream=stream)
+            except ValueError:
+                raise HttpError(400, "malformed query string")
         except HttpError as e:
             if self.log:
                 self.log.warning("http rejected", status=e.status, why=e.msg)
@@ -247,8 +346,18 @@ class Guard:
         except OSError:
             await self._close(writer)
             return
+        out = _Out(writer)
+        req.sock = (reader, out)
         try:
-            await self._inner(_Replay(head + rest, reader), writer)
+            # What microdot's handle_request does once it has a Request.
+            res = await self.app.dispatch_request(req)
+            if res is not Response.already_handled:
+                await res.write(out)
         except (asyncio.TimeoutError, OSError):
             # Body stalled or peer vanished mid-request: drop the connection.
-            await self._close(writer)
+            pass
+        finally:
+            try:
+                await out.aclose()
+            except OSError:
+                pass
