@@ -41,6 +41,16 @@ def shell(ctx, title, body, script=""):
     )
 
 
+def stream(ctx, title, parts, script=""):
+    """The page shell, streamed: head, each part, tail. A fragmented heap may hold no
+    block as large as a whole page, so no page-sized string is ever built."""
+    head, _, tail = shell(ctx, title, "\x00", script).partition("\x00")
+    yield head
+    for p in parts:
+        yield p
+    yield tail
+
+
 def html(text, status=200):
     return Response(text, status, {"Content-Type": "text/html; charset=utf-8"})
 
