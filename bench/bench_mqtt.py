@@ -4,13 +4,12 @@ longest loop stall while the broker is down."""
 
 import json
 import os
-import socket
 import subprocess
-import threading
 import time
 
 import rabbit
 from conftest import MICROPYTHON
+from mqtt_helpers import silent_broker
 
 LAB = {"ssid": "lab", "password": "labpassword", "rssi": -50, "channel": 6, "security": "wpa2"}
 
@@ -155,28 +154,8 @@ def _mqtt(bench, code):
 
 
 def _silent_broker_stall(bench):
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        b = _mqtt_board(bench, "mqtt://127.0.0.1:%d" % srv.getsockname()[1],
+    with silent_broker() as (port, _):
+        b = _mqtt_board(bench, "mqtt://127.0.0.1:%d" % port,
                         {"PERCH_MQTT_TIMEOUT_S": "2", "PERCH_MQTT_BACKOFF_MAX_S": "2"})
         _wait(b, lambda s: s["mqtt"]["attempts"] >= 2, 30)
         return _stall_over(b, 15)
-    finally:
-        stop.set()
-        srv.close()
-        for c in held:
-            c.close()

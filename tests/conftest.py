@@ -67,6 +67,49 @@ def mpy(tmp_path):
     return run
 
 
+# ---------------------------------------------------------------- headless Chromium
+
+CHROMIUM = "/usr/bin/chromium"
+PHONE = {"width": 390, "height": 844}
+SHOTS = REPO / "docs" / "screenshots"
+# Root needs --no-sandbox; the rest keeps Chromium off the (closed) network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture
+def launch_chromium():
+    """launch_chromium(resolve_to=None) -> Debian's Chromium under Playwright, headless.
+
+    resolve_to=port maps every host name to 127.0.0.1:port, as the captive DNS does on a phone.
+    """
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is required: apt-get install chromium")
+    pw = sync_playwright().start()
+    browsers = []
+
+    def launch(resolve_to=None):
+        args = list(CHROMIUM_ARGS)
+        if resolve_to:
+            args.append("--host-resolver-rules=MAP * 127.0.0.1:%d" % resolve_to)
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        browsers.append(b)
+        return b
+
+    yield launch
+    for b in browsers:
+        b.close()
+    pw.stop()
+
+
+def shot(page, name):
+    """Save a full-page screenshot for the README."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+
+
 # ---------------------------------------------------------------- virtual boards
 
 

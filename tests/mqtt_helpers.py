@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 
@@ -86,3 +88,30 @@ def wait_status(b, pred, timeout=30.0, what="status"):
         time.sleep(0.2)
     raise AssertionError("timed out waiting for %s; last status mqtt=%r\n%s"
                          % (what, st and st.get("mqtt"), b.log()[-3000:]))
+
+
+@contextlib.contextmanager
+def silent_broker():
+    """A TCP listener that accepts connections and never answers: yields its port."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])  # accept, read nothing, answer nothing
+            except OSError:
+                pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield srv.getsockname()[1], held
+    finally:
+        stop.set()
+        srv.close()
+        for c in held:
+            c.close()

@@ -4,36 +4,24 @@ progress, the downgrade confirmation, and rollback. Screenshots go to docs/scree
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import write_world
+from conftest import PHONE, shot, write_world
 from ota_helpers import Release, wait_for, wait_version
 
-pw = pytest.importorskip("playwright.sync_api")
-
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 LAB = {"ssid": "lab", "password": "otatest-pass", "rssi": -50, "channel": 6,
        "security": "WPA2", "hidden": False}
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
 
 
 @pytest.fixture
-def page():
-    with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                    args=ARGS)
-        ctx = browser.new_context(viewport={"width": 390, "height": 844})
-        pg = ctx.new_page()
-        pg.set_default_timeout(30000)
-        yield pg
-        browser.close()
+def page(launch_chromium):
+    pg = launch_chromium().new_context(viewport=PHONE).new_page()
+    pg.set_default_timeout(30000)
+    return pg
 
 
 def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
-    SHOTS.mkdir(parents=True, exist_ok=True)
     rel = Release(tmp_path / "rel")
     # a filler and a slow server make the download long enough to watch the progress bar
     rel.serve(["1.0.0", "1.1.0"], filler=1_000_000, rate=700_000)
@@ -50,11 +38,11 @@ def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
     assert rows.count() == 2
     assert "1.1.0" in rows.nth(0).inner_text() and "Install" in rows.nth(0).inner_text()
     assert "running" in rows.nth(1).inner_text()
-    page.screenshot(path=str(SHOTS / "firmware-versions.png"), full_page=True)
+    shot(page, "firmware-versions.png")
 
     page.locator("#v-1\\.1\\.0 button").click()
     seen = []
-    shot = False
+    progress_shown = False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -65,9 +53,9 @@ def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
             st, prog = None, None
         if st is not None:
             seen.append((st, prog))
-            if st == "downloading" and 0 < prog < 100 and not shot:
-                page.screenshot(path=str(SHOTS / "firmware-progress.png"), full_page=True)
-                shot = True
+            if st == "downloading" and 0 < prog < 100 and not progress_shown:
+                shot(page, "firmware-progress.png")
+                progress_shown = True
         if page.locator("#cur").get_attribute("data-v") == "1.1.0":
             break
         time.sleep(0.1)
@@ -80,7 +68,7 @@ def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
     wait_for(lambda: b.get("/api/ota").json()["available"], 20, "version list", b)
     page.reload()
     assert "1.0.0" in page.locator("#prev").inner_text()
-    page.screenshot(path=str(SHOTS / "firmware-upgraded.png"), full_page=True)
+    shot(page, "firmware-upgraded.png")
 
     # downgrading asks first; dismissing the dialog leaves everything as it was
     asked = []
@@ -98,5 +86,5 @@ def test_firmware_page_upgrade_and_rollback(board, tmp_path, page):
     assert "manual rollback from 1.1.0" in page.locator("#reason").inner_text()
     wait_for(lambda: b.get("/api/ota").json()["available"], 20, "version list", b)
     page.reload()
-    page.screenshot(path=str(SHOTS / "firmware-rolled-back.png"), full_page=True)
+    shot(page, "firmware-rolled-back.png")
     assert b.status()["version"] == "1.0.0"

@@ -2,20 +2,13 @@
 lands on the portal, a wrong password shows why, the right one shows the new address, then
 the admin password locks the device and the login page lets the admin back in."""
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright import sync_api as pw_api
 
-from conftest import REPO
+from conftest import PHONE, shot
 from wifi_helpers import CAFE, GUEST, HOME, HOME_WEAK, wait_mode, world
 
-SHOTS = REPO / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-PHONE = {"width": 390, "height": 844}
 ADMIN = "Greenhouse-admin 1"
 
 
@@ -27,21 +20,9 @@ def portal(board, tmp_path):
 
 
 @pytest.fixture
-def chromium(portal):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is required: apt-get install chromium")
+def chromium(portal, launch_chromium):
     # Every name resolves to the board, as the captive DNS makes it on a phone.
-    rules = "MAP * 127.0.0.1:%d" % portal.http_port
-    with pw_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=ARGS + ["--host-resolver-rules=" + rules])
-        yield browser
-        browser.close()
-
-
-def shot(page, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
+    return launch_chromium(resolve_to=portal.http_port)
 
 
 def test_first_setup_walkthrough(portal, chromium):

@@ -3,7 +3,6 @@ with paho-mqtt and a strict line-protocol parser (SPEC §5)."""
 
 import json
 import shutil
-import socket
 import threading
 import time
 
@@ -12,7 +11,7 @@ import pytest
 import requests
 
 from lineparse import parse_line
-from mqtt_helpers import Sub, mqtt_board, wait_status
+from mqtt_helpers import Sub, mqtt_board, silent_broker, wait_status
 
 SENSORS = ("sim", "mcu", {"driver": "bme280"}, {"driver": "dht22", "pin": 4},
            {"driver": "adc", "pin": 34})
@@ -236,23 +235,8 @@ def test_bad_credentials_readable_error_and_backoff(board, tmp_path, live_broker
 
 
 def test_broker_that_never_answers_does_not_freeze_the_web(board, tmp_path):
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])  # accept, read nothing, answer nothing
-            except OSError:
-                pass
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        b = mqtt_board(board, tmp_path, "mqtt://127.0.0.1:%d" % srv.getsockname()[1])
+    with silent_broker() as (port, held):
+        b = mqtt_board(board, tmp_path, "mqtt://127.0.0.1:%d" % port)
         end = time.monotonic() + 10
         answered = 0
         while time.monotonic() < end:
@@ -263,11 +247,6 @@ def test_broker_that_never_answers_does_not_freeze_the_web(board, tmp_path):
         assert st["last_error"] == "no CONNACK within 3000 ms"
         assert st["state"] != "connected"
         assert answered > 20 and held
-    finally:
-        stop.set()
-        srv.close()
-        for c in held:
-            c.close()
 
 
 def test_tls_to_rabbitmq_listener(board, tmp_path, live_broker):

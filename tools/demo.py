@@ -25,7 +25,8 @@ WORLD = {
         {"ssid": "Guest", "password": "", "rssi": -80, "channel": 1, "security": "open",
          "hidden": False},
     ],
-    "sensors": {"temperature": 21.5, "humidity": 48.0, "pressure": 1013.2},
+    "sensors": {"temperature_c": 21.5, "humidity_pct": 48.0, "pressure_hpa": 1013.2,
+                "mcu_temperature": 45.0},
 }
 
 
@@ -72,6 +73,9 @@ def main():
     if url:
         os.environ["PERCH_MQTT_URL"] = url
         os.environ.setdefault("PERCH_TELEMETRY_INTERVAL_S", "5")
+        # Every driver: the chip's own sensor, a BME280 on I2C, a DHT22 and a wave.
+        sensors = ["mcu", {"driver": "bme280"}, {"driver": "dht22", "pin": 4}, "sim"]
+        os.environ.setdefault("PERCH_TELEMETRY_SENSORS", json.dumps(sensors))
     print()
     print("  Perch virtual board")
     print("  portal:   http://127.0.0.1:%d/" % port)
