@@ -128,3 +128,8 @@ try:
 except Exception as e:  # the loader itself must never stop the board from starting
     sys.print_exception(e)
     sys.path.insert(0, "app/a")
+# boot.py and main.py share one globals dict (__main__, as on the chip): without this the
+# loader's functions would sit in RAM for the board's lifetime.
+for _n in ("_has", "_version", "_load", "_save", "_crash_note", "_fall_back", "_confirm_s",
+           "_pick", "_n"):
+    globals().pop(_n, None)

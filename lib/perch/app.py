@@ -144,6 +144,17 @@ def _setup_features(ctx):
             _log.exc(e, "feature setup failed", feature=name)
 
 
+def _compile_routes(app):
+    # microdot compiles a route's pattern on the first request that reaches it, and keeps the
+    # regex and segment dicts for good: made then, they pin small blocks all over a heap that
+    # requests have churned, until no block is left for a page's code. Made now, they sit
+    # together with the rest of the boot-time objects.
+    for route in app.url_map:
+        p = route[1]
+        if p.regex is None:
+            p.compile()
+
+
 async def run(ctx):
     from perch import web
 
@@ -154,6 +165,7 @@ async def run(ctx):
     _log.info("started", version=ctx.version, device=ctx.device_id, port=port)
     for e in ctx.cfg.errors:
         _log.error("bad config ignored", detail=e)
+    _compile_routes(ctx.web)
     gc.collect()
     ctx.started = True
     await ctx.web.start_server(port=port)

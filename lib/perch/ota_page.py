@@ -3,7 +3,7 @@
 # Plain forms work without JavaScript; the script adds live progress, confirm() dialogs and
 # the upload, which has to stream the raw bundle as application/octet-stream.
 from perch import ota_install
-from perch.pages import esc, shell
+from perch.pages import esc, shell, stream
 
 
 def confirm_page(ctx, v):
@@ -51,9 +51,10 @@ async def firmware_page(ctx, o, error=None):
                     '<td>%s</td></tr>' % (v, v, kind, esc(r["date"] or ""),
                                           esc(r["notes"] or ""), act))
     if rows:
-        versions = '<table id="versions">%s</table>' % "".join(rows)
+        rows.insert(0, '<table id="versions">')
+        rows.append("</table>")
     else:
-        versions = '<p class="muted">%s</p>' % esc(d["index_error"] or "no releases")
+        rows.append('<p class="muted">%s</p>' % esc(d["index_error"] or "no releases"))
     upload = ('<input type="file" id="file" accept=".bundle">'
               '<button id="up" type="button">Upload and install</button>'
               '<noscript><p class="muted">Uploading needs JavaScript.</p></noscript>')
@@ -62,12 +63,13 @@ async def firmware_page(ctx, o, error=None):
         back = ('<form method="post" action="/firmware/rollback" id="rb">'
                 '<button class="warn" id="rbb">Roll back to %s</button></form>'
                 % esc(d["previous"]))
-    body = ('<section><h2>Firmware</h2>%s</section><section><h2>Update</h2>%s</section>'
-            '<section><h2>Versions</h2>%s</section><section><h2>Upload a bundle</h2>%s'
-            '</section><section><h2>Rollback</h2>%s</section>'
-            % (info, prog, versions, upload, back or '<p class="muted">no previous version'
-               "</p>"))
-    return shell(ctx, "Firmware", body, _JS)
+    parts = ["<section><h2>Firmware</h2>", info, "</section><section><h2>Update</h2>", prog,
+             "</section><section><h2>Versions</h2>"]
+    parts += rows
+    parts += ("</section><section><h2>Upload a bundle</h2>", upload,
+              "</section><section><h2>Rollback</h2>",
+              back or '<p class="muted">no previous version</p>', "</section>")
+    return stream(ctx, "Firmware", parts, _JS)
 
 
 # Live progress: poll /api/ota; after "rebooting" (or when the board stops answering mid-way),

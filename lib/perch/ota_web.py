@@ -1,5 +1,8 @@
 # OTA routes: the JSON API (/api/ota...) and the /firmware page and its forms. The page's
 # HTML lives in ota_page, loaded when the page is asked for.
+import gc
+import sys
+
 from microdot import Response
 
 from perch import slots
@@ -9,9 +12,28 @@ from perch.web import body_json, json_error
 
 
 def _page():
+    # Collect first: the page code then loads into one compact run of the heap.
+    gc.collect()
     from perch import ota_page
 
     return ota_page
+
+
+_LAZY = ("ota_page", "ota_install", "bundle", "httpc", "fwimage")
+
+
+def _drop(o):
+    """Forget the page and install modules while no install runs, so that their code does not
+    stay in RAM for the board's lifetime after one look at the firmware page. Live objects
+    (a generator still streaming the page) keep what they use until they finish."""
+    t = o.task
+    if o.busy() or (t is not None and not t.done()):
+        return
+    import perch
+
+    for m in _LAZY:
+        if sys.modules.pop("perch." + m, None) is not None and hasattr(perch, m):
+            delattr(perch, m)
 
 
 def _bundle():
@@ -25,7 +47,10 @@ def routes(ctx, o):
 
     @app.get("/api/ota")
     async def get_ota(request):
-        return await work().describe(o)
+        try:
+            return await work().describe(o)
+        finally:
+            _drop(o)
 
     @app.post("/api/ota/install")
     async def install(request):
@@ -72,7 +97,10 @@ def routes(ctx, o):
 
     @app.get("/firmware")
     async def page(request):
-        return html(await _page().firmware_page(ctx, o))
+        try:
+            return html(await _page().firmware_page(ctx, o))
+        finally:
+            _drop(o)
 
     @app.post("/firmware/install")
     async def form_install(request):

@@ -41,6 +41,16 @@ def shell(ctx, title, body, script=""):
     )
 
 
+def stream(ctx, title, parts, script=""):
+    """The page shell, streamed: head, each part, tail. A fragmented heap may hold no
+    block as large as a whole page, so no page-sized string is ever built."""
+    head, _, tail = shell(ctx, title, "\x00", script).partition("\x00")
+    yield head
+    for p in parts:
+        yield p
+    yield tail
+
+
 def html(text, status=200):
     return Response(text, status, {"Content-Type": "text/html; charset=utf-8"})
 
@@ -69,9 +79,10 @@ def status_page(ctx):
         ("Sent", "sent", m["sent"]), ("Queued", "queued", m["queued"]),
         ("Dropped", "dropped", m["dropped"]),
         ("Last error", "last_error", m["last_error"] or "none")))
-    body = ("<section><h2>Device</h2>%s</section><section><h2>Network</h2>%s</section>"
-            "<section><h2>Telemetry</h2>%s</section>" % (device, net, mqtt))
-    return shell(ctx, "Status", body, _STATUS_JS)
+    return stream(ctx, "Status", ("<section><h2>Device</h2>", device,
+                                  "</section><section><h2>Network</h2>", net,
+                                  "</section><section><h2>Telemetry</h2>", mqtt, "</section>"),
+                  _STATUS_JS)
 
 
 # Refresh the figures already on the page every 5 s.
@@ -85,10 +96,14 @@ for(const k in t){const e=document.getElementById(k);if(e)e.textContent=t[k]}}ca
 def logs_page(ctx):
     from perch import log
 
-    text = "\n".join(line for _, line in log.since(0))
-    body = '<section><h2>Log</h2><pre id="log" data-seq="%d">%s</pre></section>' % (
-        log.last_seq(), esc(text))
-    return shell(ctx, "Logs", body, _LOGS_JS)
+    # one line at a time: the whole ring as one string would need a block of several KB
+    lines = ['<section><h2>Log</h2><pre id="log" data-seq="%d">' % log.last_seq()]
+    first = True
+    for _, line in log.since(0):
+        lines.append(esc(line) if first else "\n" + esc(line))
+        first = False
+    lines.append("</pre></section>")
+    return stream(ctx, "Logs", lines, _LOGS_JS)
 
 
 # Append new lines as they come, from /api/logs?since=<last seen>.

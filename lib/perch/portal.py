@@ -1,9 +1,9 @@
 # Captive portal: the redirect that makes phones pop up the sign-in sheet, the
 # setup wizard on "/", the Wi-Fi and settings pages, and the Wi-Fi JSON API.
+import gc
 import json
 
 from perch import auth, config, log, wifi
-from perch.auth import view
 from perch.web import json_error
 
 _log = log.Logger("portal")
@@ -93,6 +93,13 @@ def set_meta(w, entry):
 def saved_public(w):
     return [{"ssid": n["ssid"], "hidden": n["hidden"], "priority": n["priority"]}
             for n in w.saved()]
+
+
+async def view(name, *args):
+    # The page code is loaded for this request only: collect first, so that it lands in
+    # one compact run of the heap instead of failing on a fragmented one.
+    gc.collect()
+    return await auth.view(name, *args)
 
 
 def setup(ctx):

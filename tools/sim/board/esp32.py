@@ -17,7 +17,11 @@ _OTADATA = ".flash/otadata.json"
 _BLOCK = const(4096)
 _APP_SIZE = const(0x180000)  # ota_0 / ota_1 of the 4 MiB OTA partition table
 _LAYOUT = (("ota_0", 0x10, 0x010000), ("ota_1", 0x11, 0x190000))
-_ERASED = b"\xff" * _BLOCK
+
+
+def _erased(n):
+    # made per write, not kept: on the chip erasing costs no RAM, so the model must not either
+    return b"\xff" * n
 
 
 def raw_temperature():
@@ -145,7 +149,7 @@ class Partition:
                 # whole-block write: the port erases the blocks first
                 f.seek(block_num * self.bs)
                 for _ in range((len(buf) + self.bs - 1) // self.bs):
-                    f.write(_ERASED[: self.bs])
+                    f.write(_erased(self.bs))
             f.seek(pos)
             f.write(buf)
         return True
@@ -156,7 +160,7 @@ class Partition:
         if op == 5:
             return self.bs
         if op == 6:
-            self.writeblocks(arg, _ERASED[: self.bs], 0)
+            self.writeblocks(arg, _erased(self.bs), 0)
             return 0
         return 0
 
