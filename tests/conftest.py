@@ -243,7 +243,8 @@ def board(tmp_path, app_bundle):
 # plain MQTT and a TLS listener whose self-signed certificate the fixture generates.
 
 
-def _make_cert(folder):
+def self_signed_cert(folder):
+    """A throwaway certificate and key for localhost and 127.0.0.1, in folder: (cert, key)."""
     import datetime
     import ipaddress
 
@@ -264,8 +265,9 @@ def _make_cert(folder):
                 critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
-    cert_path = Path(folder) / "broker-cert.pem"
-    key_path = Path(folder) / "broker-key.pem"
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    cert_path = Path(folder) / "cert.pem"
+    key_path = Path(folder) / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.TraditionalOpenSSL,
@@ -284,7 +286,7 @@ def broker(tmp_path_factory):
 
     if not rabbit.available():
         pytest.fail("rabbitmq-server is needed for the MQTT tests (make test installs it)")
-    cert, key = _make_cert(tmp_path_factory.mktemp("broker-tls"))
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("broker-tls"))
     node = rabbit.Rabbit(tls_cert=(str(cert), str(key)))
     node.cert = cert
     node.user, node.password = "perch", "perchpw"

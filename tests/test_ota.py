@@ -200,9 +200,10 @@ def test_download_resumes_with_range_after_a_dropped_connection(ota_board, rel):
 
 def test_install_over_https(ota_board, rel):
     import update_server
-    from ota_helpers import self_signed
+    from conftest import self_signed_cert
 
-    srv, url = update_server.serve_in_thread(rel.www, tls=self_signed(rel.tmp / "tls"))
+    cert, key = self_signed_cert(rel.tmp / "tls")
+    srv, url = update_server.serve_in_thread(rel.www, tls=(str(cert), str(key)))
     try:
         b = ota_board()
         r = b.post("/api/ota/install", json={"url": url + "/perch-1.1.0.bundle"})

@@ -268,9 +268,9 @@ def test_tls_to_rabbitmq_listener(board, tmp_path, live_broker):
 def test_tls_with_untrusted_certificate_is_refused(board, tmp_path, live_broker):
     br = live_broker
     other = tmp_path / "other-ca.pem"
-    from conftest import _make_cert
+    from conftest import self_signed_cert
 
-    cert, _ = _make_cert(tmp_path)
+    cert, _ = self_signed_cert(tmp_path)
     shutil.copy(cert, other)
     url = "mqtts://%s:%s@localhost:%d" % (br.user, br.password, br.tls_port)
     b = mqtt_board(board, tmp_path, url, PERCH_MQTT_CA="other-ca.pem", start=False)

@@ -47,12 +47,6 @@ def _stamp(name, spec):
     return DEPS / (".%s-%s.sha256" % (name, spec["version"]))
 
 
-def up_to_date():
-    lock = json.loads(LOCK.read_text())
-    return all(_stamp(n, s).exists() and _stamp(n, s).read_text() == s["sha256"]
-               for n, s in lock.items())
-
-
 def fetch(force=False):
     """Fetch and verify every locked dependency; return the .deps folder."""
     lock = json.loads(LOCK.read_text())

@@ -45,9 +45,6 @@ class Context:
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000
 
-    def save_config(self):
-        self.cfg.save()
-
     def reboot(self, delay_ms=300):
         # Delay so the HTTP or MQTT answer that asked for the reboot gets out first.
         async def later():

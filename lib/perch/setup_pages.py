@@ -1,7 +1,8 @@
 # HTML of the setup pages: the first-run wizard, Wi-Fi, the join result and
 # settings. Plain forms that work without JavaScript in a captive mini-browser;
 # the small scripts only add the show-password toggle and a live scan list.
-from perch.pages import esc, shell
+from perch.pages import esc
+from perch.pages import stream as page
 
 _BARS = ("\u2582", "\u2584", "\u2586", "\u2588")
 _DIM = '<span style="opacity:.25">%s</span>'
@@ -11,16 +12,6 @@ _LOCK = ('<svg width="14" height="16" viewBox="0 0 14 16" role="img" aria-label=
          '<title>%s</title><path d="M3 7V5a4 4 0 0 1 8 0v2" fill="none" stroke="#5b6575" '
          'stroke-width="2"/><rect x="1" y="7" width="12" height="9" rx="2" fill="#5b6575"/>'
          "</svg>")
-
-
-def page(ctx, title, parts, script=""):
-    """The page shell, streamed: head, each part, tail. A fragmented heap may hold no
-    block as large as a whole page, so no page-sized string is ever built."""
-    head, _, tail = shell(ctx, title, "\x00", script).partition("\x00")
-    yield head
-    for p in parts:
-        yield p
-    yield tail
 
 
 def bars(rssi):
