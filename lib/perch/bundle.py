@@ -177,6 +177,17 @@ class Reader:
             got += r
             self.done += r
 
+    async def _pump(self, src, left, out, h=None):
+        # Move `left` bytes from src to out through the fixed buffer, hashing them if asked.
+        mv = self.mv
+        while left:
+            b = mv[:min(left, _CHUNK)]
+            await self._fill(src, b)
+            if h is not None:
+                h.update(b)
+            out.write(b)
+            left -= len(b)
+
     async def run(self, src, sink, check=None):
         try:
             man = await self._head(src)
@@ -222,13 +233,7 @@ class Reader:
         # manifest-sized block: a long-running board's heap has few large free blocks.
         h = hashlib.sha256()
         with open(self.mpath, "wb") as f:
-            left = mlen
-            while left:
-                n = min(left, _CHUNK)
-                await self._fill(src, mv[:n])
-                h.update(mv[:n])
-                f.write(mv[:n])
-                left -= n
+            await self._pump(src, mlen, f, h)
         digest = h.digest()
         self.stage = "signature"
         if slen:
@@ -306,24 +311,13 @@ class Reader:
         z = ent.get("zsize")
         sink.open(p, size)
         if z is None:
-            left = size
-            while left:
-                n = min(left, _CHUNK)
-                await self._fill(src, mv[:n])
-                h.update(mv[:n])
-                sink.write(mv[:n])
-                left -= n
+            await self._pump(src, size, sink, h)
         else:
             # DeflateIO pulls from a blocking stream, so park the compressed bytes on flash
             # first (async from the network), then inflate from there in fixed chunks.
             tmp = sink.tmp_path()
             with open(tmp, "wb") as f:
-                left = z
-                while left:
-                    n = min(left, _CHUNK)
-                    await self._fill(src, mv[:n])
-                    f.write(mv[:n])
-                    left -= n
+                await self._pump(src, z, f)
             out = 0
             with open(tmp, "rb") as f:
                 d = deflate.DeflateIO(f, deflate.RAW, wbits)
