@@ -2,12 +2,11 @@
 
 import asyncio
 import gc
-import json
 import time
 
 from micropython import const
 
-from perch import hw, log
+from perch import hw, log, slots
 from perch.config import Config
 from perch.version import VERSION
 
@@ -32,7 +31,7 @@ class Context:
         self.device_id = hw.device_id()
         self.version = VERSION
         # Read once: only an OTA changes it, and the OTA worker updates it then.
-        self.previous_version = slot_version("previous")
+        self.previous_version = slots.slot_version(slots.load()["previous"])
         self.web = None
         self.status = {}
         self.health = {}
@@ -85,19 +84,6 @@ class Context:
 
     def healthy(self):
         return self.started and all(fn() for fn in self.health.values())
-
-
-def slot_version(which):
-    """Version in the active or previous slot, from boot.py's state file."""
-    try:
-        with open("app/state.json") as f:
-            slot = json.load(f).get(which)
-        if not slot:
-            return None
-        with open("app/%s/manifest.json" % slot) as f:
-            return json.load(f).get("version")
-    except (OSError, ValueError):
-        return None
 
 
 async def _watch_loop(ctx):

@@ -9,6 +9,7 @@ from micropython import const
 
 from perch import hw
 from perch.bundle import BundleError
+from perch.config import write_atomic
 
 _BLOCK = const(4096)
 _IMAGE_MAGIC = const(0xE9)
@@ -99,8 +100,6 @@ class PartitionSink:
         self.part.readblocks(0, self.buf)
         desc = check_image(self.buf)
         label = hw.partition_label(self.part)
-        with open(PENDING + ".tmp", "w") as f:
-            json.dump({"version": self.version, "label": label, "desc": desc,
-                       "from": hw.partition_label(self.running)}, f)
-        os.rename(PENDING + ".tmp", PENDING)
+        write_atomic(PENDING, json.dumps({"version": self.version, "label": label, "desc": desc,
+                                          "from": hw.partition_label(self.running)}))
         self.part.set_boot()

@@ -10,6 +10,8 @@ import os
 
 from micropython import const
 
+from perch.config import write_atomic
+
 ROOT = "app"
 STATE = "app/state.json"
 STAGING = "app/.new"
@@ -65,10 +67,7 @@ def load():
 
 
 def write_json_atomic(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.rename(tmp, path)
+    write_atomic(path, json.dumps(obj))
 
 
 def save(st):

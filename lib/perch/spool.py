@@ -6,6 +6,8 @@ import os
 
 from micropython import const
 
+from perch.config import write_atomic
+
 _NL = const(10)
 # Rewrite the spool once this many consumed bytes sit at its front.
 _COMPACT_AT = const(16384)
@@ -56,10 +58,7 @@ class Spool:
             self._compact(end)
 
     def _save_head(self):
-        tmp = self._head_path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(self.head))
-        os.rename(tmp, self._head_path)
+        write_atomic(self._head_path, str(self.head))
 
     def append(self, item):
         """Add one line; returns the number of lines dropped (oldest) to stay in limit."""
