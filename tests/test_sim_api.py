@@ -21,6 +21,9 @@ from sim_helpers import BOARD, board_env, run_mp
 
 MODULES = ("network", "machine", "esp32")
 PRESENT = [m for m in MODULES if (BOARD / f"{m}.py").exists()]
+# Parts of a module that it loads on use (to cost the heap as little as the chip's C module):
+# their public names are the module's API too, and are checked with it.
+PARTS = {"network": ("_netops",), "machine": ("_machine_io", "_rtc"), "esp32": ("_flash",)}
 
 # Runs under MicroPython: the module's public surface as the runtime sees it. Imported modules
 # and micropython.const are how a module is written, not what it offers.
@@ -80,10 +83,25 @@ def stub_api(module: str) -> dict[str, frozenset[str] | None]:
     return {k: (frozenset(members(v)) if v is not None else None) for k, v in top.items()}
 
 
-def board_api(module: str, board_dir: Path, cwd: Path) -> dict[str, list[str] | None]:
+def _introspect(module: str, board_dir: Path, cwd: Path) -> dict[str, list[str] | None]:
     r = run_mp(INTROSPECT % module, cwd, board_env(board_dir=board_dir))
     assert r.returncode == 0, f"importing {module} on the board failed:\n{r.stdout}{r.stderr}"
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def board_api(module: str, board_dir: Path, cwd: Path) -> dict[str, list[str] | None]:
+    """Public names of the module and of the parts it loads on use, as one API."""
+    api = _introspect(module, board_dir, cwd)
+    for part in PARTS.get(module, ()):
+        if not (board_dir / f"{part}.py").exists():
+            continue
+        for name, attrs in _introspect(part, board_dir, cwd).items():
+            mine = api.get(name)
+            if isinstance(attrs, list) and isinstance(mine, list):
+                api[name] = sorted(set(mine) | set(attrs))
+            elif name not in api:
+                api[name] = attrs
+    return api
 
 
 def extra_names(module: str, board_dir: Path, cwd: Path) -> list[str]:
@@ -120,6 +138,38 @@ def test_board_module_is_the_one_checked(module, tmp_path):
     code = "import %s; print(%s.__file__)" % (module, module)
     r = run_mp(code, tmp_path, board_env())
     assert r.stdout.strip() == str(BOARD / f"{module}.py")
+
+
+# Runs under MicroPython: each public name of a part must be reachable through its module
+# (classes of a part through the module's class of that name, on an instance or the class).
+REACHABLE = """
+import json, micropython
+m = __import__(%r)
+p = __import__(%r)
+bad = []
+for k in dir(p):
+    v = getattr(p, k)
+    if k.startswith('_') or type(v).__name__ == 'module' or v is micropython.const:
+        continue
+    if not hasattr(m, k):
+        bad.append(k)
+    elif isinstance(getattr(p, k), type) and getattr(p, k) is not getattr(m, k):
+        mc = getattr(m, k)
+        inst = mc(0) if k == 'WLAN' else None
+        for a in dir(getattr(p, k)):
+            if not a.startswith('_') and not hasattr(mc, a) and not hasattr(inst, a):
+                bad.append(k + '.' + a)
+print(json.dumps(bad))
+"""
+
+
+@pytest.mark.parametrize("module,part", [(m, p) for m in PRESENT for p in PARTS.get(m, ())])
+def test_parts_are_reachable_through_their_module(module, part, tmp_path):
+    if not (BOARD / f"{part}.py").exists():
+        pytest.skip(f"no {part}.py")
+    r = run_mp(REACHABLE % (module, part), tmp_path, board_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == []
 
 
 def test_checker_catches_extra_names(tmp_path):

@@ -133,6 +133,7 @@ def board_env(root: Path, http_port: int, dns_port: int, world, env, mac, ctl_po
     out["PERCH_DNS_PORT"] = str(dns_port)
     out["PERCH_SIM_CTL"] = str(ctl_port)
     out["PERCH_SIM_MAC"] = _check_mac(mac) if mac else default_mac(root)
+    out.pop("PERCH_SIM_BOOTED", None)  # esp32's mark of a boot under way: each boot sets it
     if world:
         out["PERCH_SIM_WORLD"] = str(Path(world).resolve())
     else:

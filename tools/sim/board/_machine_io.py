@@ -1,12 +1,46 @@
-# Host models of the ESP32 port's machine.Pin, ADC, I2C, SoftI2C and RTC for the virtual
-# board; `machine` loads this module the first time one of them is asked for.
+# Host models of the ESP32 port's machine.Pin, ADC, I2C and SoftI2C, and the rest of `machine`
+# that a booted board does not use, for the virtual board; `machine` loads this module the
+# first time one of them is asked for.
 import time
 
-import _world
+import machine
 from micropython import const
 
+EXT0_WAKE = const(2)
+EXT1_WAKE = const(3)
+PIN_WAKE = const(2)
+TIMER_WAKE = const(4)
+TOUCHPAD_WAKE = const(5)
+ULP_WAKE = const(6)
+SLEEP = const(2)
+DEEPSLEEP = const(4)
 _ENODEV = const(19)
-_rtc_offset = [0]
+_freq = 160000000
+
+
+def freq(hz=None):
+    global _freq
+    if hz is None:
+        return _freq
+    if hz not in (20000000, 40000000, 80000000, 160000000, 240000000):
+        raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
+    _freq = hz
+
+
+def idle():
+    time.sleep_ms(1)
+
+
+def lightsleep(time_ms=None):
+    time.sleep_ms(time_ms or 0)
+
+
+def disable_irq():
+    return 0
+
+
+def enable_irq(state):
+    pass
 
 
 # GPIOs of the ESP32 (6-11 drive the flash but exist); 34-39 have no output driver
@@ -61,7 +95,7 @@ class Pin:
             return None
         if st[0] != Pin.IN:
             return st[2]
-        level = _world.sensors().get("pins", {}).get(str(self._id))
+        level = machine._get("sensors", {}).get("pins", {}).get(str(self._id))
         if level is not None:
             return 1 if level else 0
         return 1 if st[1] == Pin.PULL_UP else 0
@@ -145,7 +179,7 @@ class ADC:
         if m is not None and hasattr(m, "adc_read"):
             v = m.adc_read(self._pin)
         else:
-            v = _world.sensors().get("adc", {}).get(str(self._pin), 0)
+            v = machine._get("sensors", {}).get("adc", {}).get(str(self._pin), 0)
         try:
             v = int(v)
         except (TypeError, ValueError):
@@ -228,25 +262,3 @@ class I2C:
 class SoftI2C(I2C):
     def __init__(self, scl, sda, *, freq=400000, timeout=50000):
         super().__init__(0)
-
-
-class RTC:
-    """The host clock, as the board's clock counts as NTP-synced (SPEC 5)."""
-
-    def __init__(self, id=0):
-        pass
-
-    def datetime(self, datetimetuple=None):
-        if datetimetuple is None:
-            t = time.gmtime(time.time() + _rtc_offset[0])
-            # (year, month, day, weekday, hours, minutes, seconds, subseconds)
-            return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
-        y, mo, d, _wd, h, mi, s = datetimetuple[:7]
-        # both sides through mktime, so the host's time zone cancels out
-        now = time.gmtime(int(time.time()))
-        _rtc_offset[0] = time.mktime((y, mo, d, h, mi, s, 0, 0)) - time.mktime(now)
-        return None
-
-    def init(self, datetime=None):
-        if datetime is not None:
-            self.datetime(datetime)

@@ -11,14 +11,14 @@
 #    "fail": ["dht22", "bme280", "mcu"]}    these reads fail, as a loose wire would
 import struct
 
-import _world
+import machine
 
 _DEFAULTS = {"temperature_c": 21.5, "humidity_pct": 45.0, "pressure_hpa": 1013.25,
              "mcu_temperature": 45.0}
 
 
 def _s():
-    return _world.sensors()
+    return machine._get("sensors", {})
 
 
 def _fails(name):

@@ -1,16 +1,16 @@
-# Host implementation of the ESP32 port's `machine` module for the virtual board.
-# Resets and the watchdog are carried out by the supervisor (tools/sim/runner.py), which
-# listens on UDP 127.0.0.1:$PERCH_SIM_CTL; sensors come from _sensors.py or the world file.
+# Host implementation of the ESP32 port's `machine` module for the virtual board. On the chip
+# `machine` is C and costs no heap, so only what a booted board uses lives here: resets, the
+# watchdog, the MAC. The rest loads on first use (__getattr__ below). Resets and the watchdog
+# are carried out by the supervisor (tools/sim/runner.py), listening on UDP
+# 127.0.0.1:$PERCH_SIM_CTL. This module also reads the world file for network, esp32 and the
+# sensor models (_world, _get): one reader, one module fewer on the board.
+import json
 import os
-import socket as _socket
+import socket
 import sys
 import time
 
-import _world
 from micropython import const
-
-# the built-in module: the supervisor link must work while the station is down
-_net = getattr(_socket, "_real", _socket)
 
 PWRON_RESET = const(1)
 HARD_RESET = const(2)
@@ -18,84 +18,99 @@ WDT_RESET = const(3)
 DEEPSLEEP_RESET = const(4)
 SOFT_RESET = const(5)
 
-EXT0_WAKE = const(2)
-EXT1_WAKE = const(3)
-PIN_WAKE = const(2)
-TIMER_WAKE = const(4)
-TOUCHPAD_WAKE = const(5)
-ULP_WAKE = const(6)
-SLEEP = const(2)
-DEEPSLEEP = const(4)
+# World file (PERCH_SIM_WORLD), JSON, rewritten by tests while the board runs:
+#   {"networks": [{"ssid": "home", "password": "pw", "rssi": -50, "channel": 6,
+#                  "security": "wpa2",  # open|wep|wpa|wpa2|wpa/wpa2|wpa3|wpa2/wpa3 or an
+#                                       # AUTH_* int; default wpa2 with a password, else open
+#                  "hidden": false, "bssid": "aa:bb:cc:dd:ee:ff"}],   # bssid optional
+#    "connect_ms": 800,   # how long WLAN.connect() stays CONNECTING
+#    "scan_ms": 1200,     # how long WLAN.scan() blocks its caller
+#    "sensors": {...}}    # see _sensors.py; "adc"/"pins" are read without it too
+_wkey = None  # (path, inode, size, mtime) of the parsed file, None while it may still change
+_wdata = {}
+_ctl = None  # (socket, address) of the supervisor once opened
 
-_EXIT_RESET = const(75)  # the supervisor's "reboot me" exit code
-_CAUSES = {
-    "PWRON_RESET": PWRON_RESET,
-    "HARD_RESET": HARD_RESET,
-    "WDT_RESET": WDT_RESET,
-    "DEEPSLEEP_RESET": DEEPSLEEP_RESET,
-    "SOFT_RESET": SOFT_RESET,
-}
 
-_ctl = []  # [socket, address] once the supervisor link is opened
-_freq = [160000000]
+def _world():
+    """The current world as a dict; {} when there is none."""
+    global _wkey, _wdata
+    path = os.getenv("PERCH_SIM_WORLD")
+    if not path:
+        return {}
+    try:
+        st = os.stat(path)
+    except OSError:
+        _wkey = None
+        _wdata = {}
+        return _wdata
+    key = (path, st[1], st[6], st[8])
+    if key == _wkey:
+        return _wdata
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return _wdata  # caught mid-write: keep what we had, retry on the next call
+    _wdata = d if isinstance(d, dict) else {}
+    # mtimes have one-second resolution: a file this fresh may change again without its stat
+    # changing, so it is re-read until it has settled ("racy git" rule)
+    _wkey = key if time.time() - st[8] > 2 else None
+    return _wdata
+
+
+def _get(name, default):
+    """A world value; `default` when absent, of another type than it, or a negative number."""
+    v = _world().get(name, default)
+    return v if type(v) is type(default) and (type(v) is not int or v >= 0) else default
+
+
+def _lazy(mod, name):
+    """`name` from module `mod`, imported for this use and dropped from sys.modules: what the
+    board rarely uses then costs the heap only while it is in use (its names stay interned)."""
+    try:
+        return getattr(__import__(mod), name)
+    finally:
+        sys.modules.pop(mod, None)
+
+
+def unique_id():
+    # the base MAC, which is the STA MAC; the AP's is one more
+    try:
+        m = bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6]
+    except ValueError:
+        m = b""
+    return m or b"\x24\x0a\xc4\x00\x00\x01"
 
 
 def _ctl_send(msg):
+    global _ctl
     port = os.getenv("PERCH_SIM_CTL")
     if not port:
         return  # not under the supervisor (a bare test run): nobody to reset us
-    if not _ctl:
-        s = _net.socket(_net.AF_INET, _net.SOCK_DGRAM)
-        _ctl.append(s)
-        _ctl.append(_net.getaddrinfo("127.0.0.1", int(port))[0][-1])
+    if _ctl is None:
+        net = getattr(socket, "_real", socket)  # the built-in: works while the station is down
+        _ctl = (net.socket(net.AF_INET, net.SOCK_DGRAM),
+                net.getaddrinfo("127.0.0.1", int(port))[0][-1])
     _ctl[0].sendto(msg, _ctl[1])
 
 
 def reset():
     # The supervisor is told first, so it still reboots us if device code swallows the
-    # SystemExit with a bare except; the exit code is the normal path.
+    # SystemExit with a bare except; exit code 75 is the normal path.
     _ctl_send(b"reset")
     try:
         sys.stdout.flush()
     except (AttributeError, OSError):
         pass
-    raise SystemExit(_EXIT_RESET)
+    raise SystemExit(75)
 
 
-def soft_reset():
-    reset()
+soft_reset = reset
 
 
 def reset_cause():
-    return _CAUSES.get(os.getenv("PERCH_SIM_RESET_CAUSE") or "", PWRON_RESET)
-
-
-def unique_id():
-    return _world.base_mac()
-
-
-def freq(hz=None):
-    if hz is None:
-        return _freq[0]
-    if hz not in (20000000, 40000000, 80000000, 160000000, 240000000):
-        raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
-    _freq[0] = hz
-
-
-def idle():
-    time.sleep_ms(1)
-
-
-def lightsleep(time_ms=None):
-    time.sleep_ms(time_ms or 0)
-
-
-def disable_irq():
-    return 0
-
-
-def enable_irq(state):
-    pass
+    n = os.getenv("PERCH_SIM_RESET_CAUSE") or ""
+    return globals()[n] if n[-6:] == "_RESET" and n in globals() else PWRON_RESET
 
 
 class WDT:
@@ -110,16 +125,11 @@ class WDT:
         _ctl_send(b"feed")
 
 
-# Pin, ADC, I2C, SoftI2C and RTC live in _machine_io and load on first use: on the chip all of
-# `machine` is C and costs no heap, so the model should cost the board as little as it can.
-_LAZY = ("Pin", "ADC", "I2C", "SoftI2C", "RTC")
-
-
 def __getattr__(name):
-    if name not in _LAZY:
+    # RTC (NTP sync) alone, or the peripherals and the rest of the API, on first use
+    if name[0] == "_":
         raise AttributeError(name)
-    import _machine_io
-
-    v = getattr(_machine_io, name)
+    m = __import__("_rtc" if name == "RTC" else "_machine_io")
+    v = getattr(m, name)
     globals()[name] = v
     return v

@@ -3,43 +3,33 @@
 # with no network (SPEC 7). Listening on 0.0.0.0 / "" keeps working, as in AP mode.
 import sys
 
+try:
+    import usocket as _real  # the built-in, unless this module already took over the u-name
 
-def _real_socket():
+    if hasattr(_real, "__file__"):  # built-in modules have no file
+        raise ImportError
+except ImportError:
+    # hide this file and import the built-in under its own name
+    _me = sys.modules.pop(__name__, None)
+    _path = sys.path[:]
+    sys.path[:] = [p for p in _path if p != __file__.rpartition("/")[0]]
     try:
-        import usocket  # the built-in, unless this module already took over the u-name
-
-        if not hasattr(usocket, "__file__"):  # built-in modules have no file
-            return usocket
-    except ImportError:
-        pass
-    # no u-alias in this build: hide this file and import the built-in under its own name
-    me = sys.modules.pop(__name__, None)
-    saved = sys.path[:]
-    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else ""
-    sys.path[:] = [p for p in saved if p != here]
-    try:
-        return __import__(__name__)
+        _real = __import__(__name__)
     finally:
-        sys.path[:] = saved
-        if me is not None:
-            sys.modules[__name__] = me
+        sys.path[:] = _path
+        if _me is not None:
+            sys.modules[__name__] = _me
+    del _me, _path
 
 
-_real = _real_socket()
-for _k in dir(_real):
-    if not _k.startswith("__"):
-        globals()[_k] = getattr(_real, _k)
-del _k
-
-_OPEN_HOSTS = ("0.0.0.0", "")
+def __getattr__(name):
+    # every other name is the built-in's, looked up there rather than copied here
+    return getattr(_real, name)
 
 
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
-    if host not in _OPEN_HOSTS:
-        import network
-
-        if not network._sta_up():
-            raise OSError(-2)  # name resolution fails: no station link
+    if host not in ("0.0.0.0", "") and not __import__("network").WLAN(0).isconnected():
+        raise OSError(-2)  # name resolution fails: no station link
     return _real.getaddrinfo(host, port, af, type, proto, flags)
 
 
