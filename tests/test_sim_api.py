@@ -23,7 +23,8 @@ MODULES = ("network", "machine", "esp32")
 PRESENT = [m for m in MODULES if (BOARD / f"{m}.py").exists()]
 # Parts of a module that it loads on use (to cost the heap as little as the chip's C module):
 # their public names are the module's API too, and are checked with it.
-PARTS = {"network": ("_netops",), "machine": ("_machine_io", "_rtc"), "esp32": ("_flash",)}
+PARTS = {"network": ("_netops", "_netconst"), "machine": ("_machine_io", "_rtc"),
+         "esp32": ("_flash",)}
 
 # Runs under MicroPython: the module's public surface as the runtime sees it. Imported modules
 # and micropython.const are how a module is written, not what it offers.

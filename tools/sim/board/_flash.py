@@ -33,8 +33,8 @@ def _save(d):
 
 
 def _boot():
-    # The bootloader, run by esp32 once per boot (a MicroPython process; the mark in the
-    # environment tells a re-import of esp32 from a new boot): -> the label it boots.
+    # The bootloader, run by esp32 once per boot, a MicroPython process (esp32 marks the
+    # process in its environment, so a re-import is no boot): -> the label it boots.
     d = _load()
     if not os.getenv("PERCH_SIM_BOOTED") and d["state"] in ("new", "pending_verify"):
         if d["state"] == "new":
@@ -45,7 +45,6 @@ def _boot():
             d["state"] = "aborted"
             d["aborted"] = d["previous"]
         _save(d)
-    os.putenv("PERCH_SIM_BOOTED", "1")
     return d["boot"]
 
 

@@ -1,30 +1,15 @@
 # The rarely called part of the virtual board's `network` module: machine._lazy loads this
 # file for each use and drops it after, so it costs the board's heap only while it runs.
-# WLAN here holds the methods of network.WLAN that network.WLAN.__getattr__ hands out.
+# WLAN here holds the methods of network.WLAN that network.WLAN.__getattr__ hands out;
+# _netconst.py has the constants and functions perch never uses.
 import time
 
+import machine
 import network
 from micropython import const
 
-STAT_IDLE = const(1000)
-STAT_CONNECTING = const(1001)
-STAT_CONNECT_FAIL = const(203)
-STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY = const(210)
-STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD = const(211)
-STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD = const(212)
-AUTH_WEP = const(1)
-AUTH_WPA_PSK = const(2)
-AUTH_WPA_WPA2_PSK = const(4)
-AUTH_WPA2_ENTERPRISE = const(5)
-AUTH_WPA3_PSK = const(6)
-AUTH_WPA2_WPA3_PSK = const(7)
-AUTH_WAPI_PSK = const(8)
-AUTH_OWE = const(9)
-AUTH_MAX = const(17)
-MODE_11B = const(1)
-MODE_11G = const(2)
-MODE_11N = const(4)
-MODE_LR = const(8)
+_IDLE = const(1000)
+_CONNECTING = const(1001)
 
 
 def _text(v, what, limit):
@@ -39,8 +24,6 @@ def _text(v, what, limit):
 
 def _new(cls, i):
     # the state of interface i (network.WLAN keeps the one object per interface)
-    import machine
-
     w = object.__new__(cls)
     mac = machine.unique_id()
     ssid = ""  # STA: the network to join; AP: the essid
@@ -49,22 +32,65 @@ def _new(cls, i):
         ssid = "ESP_%02X%02X%02X" % (mac[3], mac[4], mac[5])
     w.ap = i
     w.on = False
-    w.st = STAT_IDLE
+    w.st = _IDLE
     w.net = None  # the world entry of the AP joined
     w.bssid = None
     w.t0 = 0  # ticks_ms when the connect attempt began
     w.retry = False  # AP vanished: rejoin by itself when it comes back, as the chip does
     w.ip = None  # static ifconfig
+    w.w = None  # the world the station state was last worked out from
     w.c = {"mac": mac, "ssid": ssid, "key": "", "security": network.AUTH_OPEN, "channel": 1,
            "hidden": False, "max_clients": 4, "reconnects": 0, "txpower": 20, "pm": 1,
            "protocol": 7}
     return w
 
 
-def country(code=None):
-    if code is None:
-        return getattr(network, "_country", "01")
-    network._country = _text(code, "country", 2)
+def _poll(w):
+    # network.WLAN.isconnected() of the station w, once the world changed or a wait ran out
+    w.w = machine._world()
+    st = w.st
+    best = None  # the strongest AP broadcasting our SSID (and BSSID when pinned)
+    for n in machine._get("networks", []):
+        if type(n) is dict and n.get("ssid") == w.c["ssid"] and (
+                not w.bssid or network._bssid(n) == w.bssid):
+            if best is None or network._rssi(n) > network._rssi(best):
+                best = n
+    if st != network.STAT_GOT_IP and st != _CONNECTING:
+        if best:  # the AP we lost is back: a new attempt
+            w.st = _CONNECTING
+            w.t0 = time.ticks_ms()
+        return False
+    w.net = None
+    w.retry = best is None and st == network.STAT_GOT_IP
+    if best is None:
+        w.st = network.STAT_BEACON_TIMEOUT if w.retry else network.STAT_NO_AP_FOUND
+    elif network._auth(best) != network.AUTH_OPEN and (best.get("password") or "") != w.c["key"]:
+        w.st = network.STAT_WRONG_PASSWORD  # an open AP takes any key; this one deauths us
+    else:
+        w.st = network.STAT_GOT_IP
+        w.net = best
+    return w.net is not None
+
+
+def hostname(name=None):
+    if name is None:
+        return network._host
+    network._host = _text(name, "hostname", 32)
+
+
+def ipconfig(*args, **kwargs):
+    if args and kwargs:
+        raise TypeError("either get or set")
+    for k in args or kwargs:
+        if k == "dns":
+            if args:
+                return network._dns
+            network._dns = kwargs[k]
+        elif k == "prefer":
+            if args:
+                return 4
+        else:
+            raise ValueError("unexpected key")
 
 
 def _param(p):
@@ -93,11 +119,11 @@ class WLAN:
             raise OSError("Wifi SSID not configured")
         WLAN.disconnect(self)
         self.bssid = bytes(bssid) if bssid else None
-        self.st = STAT_CONNECTING
+        self.st = _CONNECTING
         self.t0 = time.ticks_ms()
 
     def disconnect(self):
-        self.st = STAT_IDLE
+        self.st = _IDLE
         self.retry = False
         self.net = None
 
@@ -110,7 +136,7 @@ class WLAN:
                 raise TypeError("can query only one param")
             p = _param(args[0])
             if p == "hostname":
-                return network.hostname()
+                return network._host
             if p == "channel" and self.net:
                 return self.net.get("channel", 1)
             if p == "key" or p not in c:
@@ -125,7 +151,7 @@ class WLAN:
         for p, v in kwargs.items():
             p = _param(p)
             if p == "hostname":
-                network.hostname(v)
+                hostname(v)
                 continue
             if p not in c:
                 raise ValueError("unknown config param")
@@ -135,7 +161,7 @@ class WLAN:
                 v = bytes(v)
             elif p in ("ssid", "key"):
                 v = _text(v, p, 32 if p == "ssid" else 64)
-            elif p == "security" and not 0 <= v < AUTH_MAX:
+            elif p == "security" and not 0 <= v < 17:  # AUTH_MAX
                 raise ValueError("invalid authmode")
             elif p == "channel" and not 1 <= v <= 14:
                 raise OSError("Wifi Invalid Argument")

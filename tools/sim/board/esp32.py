@@ -2,10 +2,19 @@
 # raw_temperature() from the world file, and Partition, the OTA flash model of _flash.py
 # (under .flash/ in the board root). On the chip this is C and costs no heap: Partition is
 # loaded on each use and freed once no partition object is left (machine._lazy).
+import os
+
 import machine
 
-# the simulated bootloader, once per boot: the app partition this boot runs
-_running = machine._lazy("_flash", "_boot")()
+# The simulated bootloader, once per boot: the app partition this boot runs. Without
+# otadata (a board that never changed its boot partition) it has nothing to do.
+try:
+    os.stat(".flash/otadata.json")
+    _running = None
+except OSError:
+    _running = "ota_0"
+_running = _running or machine._lazy("_flash", "_boot")()
+os.putenv("PERCH_SIM_BOOTED", "1")  # a re-import of this module in this process is no boot
 
 
 def raw_temperature():

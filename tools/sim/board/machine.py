@@ -3,7 +3,7 @@
 # watchdog, the MAC. The rest loads on first use (__getattr__ below). Resets and the watchdog
 # are carried out by the supervisor (tools/sim/runner.py), listening on UDP
 # 127.0.0.1:$PERCH_SIM_CTL. This module also reads the world file for network, esp32 and the
-# sensor models (_world, _get): one reader, one module fewer on the board.
+# sensor models (_get): one reader, one module fewer on the board.
 import json
 import os
 import socket
@@ -32,29 +32,31 @@ _ctl = None  # (socket, address) of the supervisor once opened
 
 
 def _world():
-    """The current world as a dict; {} when there is none."""
+    """The world as a dict ({} without one); a new object only when its content changed, so
+    network tells a change by identity."""
     global _wkey, _wdata
     path = os.getenv("PERCH_SIM_WORLD")
-    if not path:
-        return {}
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, TypeError):  # no world file (or none named): an empty world
         _wkey = None
-        _wdata = {}
-        return _wdata
-    key = (path, st[1], st[6], st[8])
-    if key == _wkey:
-        return _wdata
-    try:
-        with open(path) as f:
-            d = json.load(f)
-    except (OSError, ValueError):
-        return _wdata  # caught mid-write: keep what we had, retry on the next call
-    _wdata = d if isinstance(d, dict) else {}
-    # mtimes have one-second resolution: a file this fresh may change again without its stat
-    # changing, so it is re-read until it has settled ("racy git" rule)
-    _wkey = key if time.time() - st[8] > 2 else None
+        d = {}
+    else:
+        key = (path, st[1], st[6], st[8])
+        if key == _wkey:
+            return _wdata
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except (OSError, ValueError):
+            return _wdata  # caught mid-write: keep what we had, retry on the next call
+        # mtimes have one-second resolution: a file this fresh may change again without its
+        # stat changing, so it is re-read until it has settled ("racy git" rule)
+        _wkey = key if time.time() - st[8] > 2 else None
+        if type(d) is not dict:
+            d = {}
+    if d != _wdata:
+        _wdata = d
     return _wdata
 
 
@@ -71,15 +73,6 @@ def _lazy(mod, name):
         return getattr(__import__(mod), name)
     finally:
         sys.modules.pop(mod, None)
-
-
-def unique_id():
-    # the base MAC, which is the STA MAC; the AP's is one more
-    try:
-        m = bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6]
-    except ValueError:
-        m = b""
-    return m or b"\x24\x0a\xc4\x00\x00\x01"
 
 
 def _ctl_send(msg):
@@ -109,8 +102,22 @@ soft_reset = reset
 
 
 def reset_cause():
-    n = os.getenv("PERCH_SIM_RESET_CAUSE") or ""
-    return globals()[n] if n[-6:] == "_RESET" and n in globals() else PWRON_RESET
+    return _cause
+
+
+def unique_id():
+    # the base MAC, which is the STA MAC; the AP's is one more
+    return _mac
+
+
+# Fixed for this boot; worked out by module-level code, which is freed once it has run.
+_cause = os.getenv("PERCH_SIM_RESET_CAUSE") or ""
+_cause = globals()[_cause] if _cause[-6:] == "_RESET" and _cause in globals() else PWRON_RESET
+try:
+    _mac = bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6]
+except ValueError:
+    _mac = b""
+_mac = _mac or b"\x24\x0a\xc4\x00\x00\x01"
 
 
 class WDT:

@@ -4,8 +4,9 @@
 #
 # On the chip this module is C and costs no heap. Here the calls a running board makes often
 # live in this file; the rest of the API (WLAN.active/connect/disconnect/config/ipconfig,
-# country, the other constants) is in _netops.py, which is loaded for each use and dropped
-# after (machine._lazy), so it costs the heap only while it runs.
+# hostname, ipconfig) is in _netops.py, and what perch never uses (country, the other
+# constants) in _netconst.py. Both are loaded for each use and dropped after
+# (machine._lazy), so they cost the heap only while they run.
 import hashlib
 import time
 
@@ -24,21 +25,15 @@ AUTH_OPEN = const(0)
 AUTH_WPA2_PSK = const(3)
 _CONNECTING = const(1001)
 
-_host = "mpy-esp32"
-_dns = "127.0.0.1"
+_host = "mpy-esp32"  # hostname(), kept here while _netops comes and goes
+_dns = "127.0.0.1"  # ipconfig("dns")
 _wlan = [None, None]  # one radio: every WLAN(STA_IF) is the same object, as on the chip
 
 
 def __getattr__(name):
     if name[0] == "_":
         raise AttributeError(name)
-    return machine._lazy("_netops", name)
-
-
-def _nets():
-    """Well-formed world networks only: a bad entry must not take the radio down."""
-    return [n for n in machine._get("networks", []) if type(n) is dict
-            and type(n.get("ssid")) is str]
+    return machine._lazy("_netops" if name in ("hostname", "ipconfig") else "_netconst", name)
 
 
 def _auth(net):
@@ -68,29 +63,6 @@ def _bssid(net):
     return bytes(((h[0] | 2) & 0xFE,)) + h[1:6]  # locally administered, unicast
 
 
-def hostname(name=None):
-    global _host
-    if name is None:
-        return _host
-    _host = machine._lazy("_netops", "_text")(name, "hostname", 32)
-
-
-def ipconfig(*args, **kwargs):
-    global _dns
-    if args and kwargs:
-        raise TypeError("either get or set")
-    for k in args or kwargs:
-        if k == "dns":
-            if args:
-                return _dns
-            _dns = kwargs[k]
-        elif k == "prefer":
-            if args:
-                return 4
-        else:
-            raise ValueError("unexpected key")
-
-
 class WLAN:
     IF_STA = const(0)
     IF_AP = const(1)
@@ -115,41 +87,22 @@ class WLAN:
         return w
 
     def __getattr__(self, name):
-        # the methods that live in _netops.WLAN
-        if name not in ("active", "connect", "disconnect", "config", "ipconfig"):
-            raise AttributeError(name)
-        return lambda *a, **k: getattr(machine._lazy("_netops", "WLAN"), name)(self, *a, **k)
+        # the methods in _netops.WLAN, loaded for the call
+        f = getattr(machine._lazy("_netops", "WLAN"), name)
+        return lambda *a, **k: f(self, *a, **k)
 
     def isconnected(self):
-        # also advances the simulated station from the world: cheap while nothing changed
-        if self.ap or not self.on:
-            return False
+        # Also advances the simulated station (_netops._poll): only when the world changed, a
+        # connect attempt is due, or a lost AP may be back. Cheap while nothing changes.
         st = self.st
+        if self.ap or not self.on or st != STAT_GOT_IP and st != _CONNECTING and not self.retry:
+            return False
         if st == _CONNECTING:
             if time.ticks_diff(time.ticks_ms(), self.t0) < machine._get("connect_ms", 800):
                 return False
-        elif st != STAT_GOT_IP and not self.retry:
-            return False
-        best = None  # the strongest AP broadcasting our SSID (and BSSID when pinned)
-        for n in _nets():
-            if n["ssid"] == self.c["ssid"] and (not self.bssid or _bssid(n) == self.bssid):
-                if best is None or _rssi(n) > _rssi(best):
-                    best = n
-        if st != STAT_GOT_IP and st != _CONNECTING:
-            if best:  # the AP we lost is back: a new attempt
-                self.st = _CONNECTING
-                self.t0 = time.ticks_ms()
-            return False
-        self.net = None
-        self.retry = best is None and st == STAT_GOT_IP
-        if best is None:
-            self.st = STAT_BEACON_TIMEOUT if st == STAT_GOT_IP else STAT_NO_AP_FOUND
-        elif _auth(best) != AUTH_OPEN and (best.get("password") or "") != self.c["key"]:
-            self.st = STAT_WRONG_PASSWORD  # an open AP takes any key; this one deauths us
-        else:
-            self.st = STAT_GOT_IP
-            self.net = best
-        return self.net is not None
+        elif machine._world() is self.w:
+            return st == STAT_GOT_IP
+        return machine._lazy("_netops", "_poll")(self)
 
     def status(self, param=None):
         if param is None:
@@ -175,8 +128,11 @@ class WLAN:
             raise OSError("Wifi Not Started")
         # the chip's scan blocks the caller for the whole sweep over the channels
         time.sleep_ms(machine._get("scan_ms", 1200))
+        # well-formed world networks only: a bad entry must not take the radio down
         return [(b"" if n.get("hidden") else n["ssid"].encode(), _bssid(n), n.get("channel", 1),
-                 _rssi(n), _auth(n), bool(n.get("hidden"))) for n in _nets()]
+                 _rssi(n), _auth(n), bool(n.get("hidden")))
+                for n in machine._get("networks", []) if type(n) is dict
+                and type(n.get("ssid")) is str]
 
     def ifconfig(self, config=None):
         if config is not None:
@@ -184,8 +140,10 @@ class WLAN:
                 raise ValueError("ifconfig needs a 4-tuple")
             self.ip = tuple(config)
         elif self.ap:
-            return self.ip or ("192.168.4.1", "255.255.255.0", "192.168.4.1", "192.168.4.1")
+            a = "192.168.4.1"
+            return self.ip or (a, "255.255.255.0", a, a)
         elif self.isconnected():
-            return self.ip or ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
+            a = "127.0.0.1"
+            return self.ip or (a, "255.0.0.0", a, a)
         else:
-            return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
+            return ("0.0.0.0",) * 4

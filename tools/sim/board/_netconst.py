@@ -1,0 +1,32 @@
+# What perch never uses of the virtual board's `network` module: network loads this file on
+# each use of one of these names and drops it after (machine._lazy).
+from micropython import const
+
+STAT_IDLE = const(1000)
+STAT_CONNECTING = const(1001)
+STAT_CONNECT_FAIL = const(203)
+STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY = const(210)
+STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD = const(211)
+STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD = const(212)
+AUTH_WEP = const(1)
+AUTH_WPA_PSK = const(2)
+AUTH_WPA_WPA2_PSK = const(4)
+AUTH_WPA2_ENTERPRISE = const(5)
+AUTH_WPA3_PSK = const(6)
+AUTH_WPA2_WPA3_PSK = const(7)
+AUTH_WAPI_PSK = const(8)
+AUTH_OWE = const(9)
+AUTH_MAX = const(17)
+MODE_11B = const(1)
+MODE_11G = const(2)
+MODE_11N = const(4)
+MODE_LR = const(8)
+
+
+def country(code=None):
+    import machine
+    import network
+
+    if code is None:
+        return getattr(network, "_country", "01")
+    network._country = machine._lazy("_netops", "_text")(code, "country", 2)
