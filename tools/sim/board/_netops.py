@@ -23,13 +23,18 @@ def _text(v, what, limit):
 
 
 def _new(cls, i):
-    # the state of interface i (network.WLAN keeps the one object per interface)
-    w = object.__new__(cls)
+    # network.WLAN(i) the first time: the one object of interface i
+    if i not in (network.STA_IF, network.AP_IF):
+        raise ValueError("invalid WLAN interface identifier")
+    w = network._wlan[i] = object.__new__(cls)
     mac = machine.unique_id()
     ssid = ""  # STA: the network to join; AP: the essid
+    w.ip = ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")  # ifconfig() once connected
     if i == network.AP_IF:
         mac = mac[:5] + bytes(((mac[5] + 1) & 0xFF,))
         ssid = "ESP_%02X%02X%02X" % (mac[3], mac[4], mac[5])
+        w.ip = ("192.168.4.1", "255.255.255.0", "192.168.4.1", "192.168.4.1")
+    w.dhcp = True  # until ifconfig() or ipconfig(addr4=) sets the address
     w.ap = i
     w.on = False
     w.st = _IDLE
@@ -37,12 +42,16 @@ def _new(cls, i):
     w.bssid = None
     w.t0 = 0  # ticks_ms when the connect attempt began
     w.retry = False  # AP vanished: rejoin by itself when it comes back, as the chip does
-    w.ip = None  # static ifconfig
     w.w = None  # the world the station state was last worked out from
     w.c = {"mac": mac, "ssid": ssid, "key": "", "security": network.AUTH_OPEN, "channel": 1,
            "hidden": False, "max_clients": 4, "reconnects": 0, "txpower": 20, "pm": 1,
            "protocol": 7}
     return w
+
+
+def __getattr__(name):
+    # network's names that perch never uses
+    return machine._lazy("_netconst", name)
 
 
 def _poll(w):
@@ -100,6 +109,31 @@ def _param(p):
 
 
 class WLAN:
+    def status(self, param=None):
+        # what network.WLAN.status does not answer itself
+        if param is None:
+            return None  # the AP has no status
+        if param == "rssi":
+            raise OSError("Wifi Not Connected")
+        if param == "stations":
+            if not self.ap:
+                raise OSError("Wifi Invalid Mode")
+            return []
+        raise ValueError("unknown status param")
+
+    def scan(self):
+        # network.WLAN.scan with the radio off or in AP mode
+        if self.ap:
+            raise OSError("Wifi Invalid Mode")
+        raise OSError("Wifi Not Started")
+
+    def ifconfig(self, config):
+        # network.WLAN.ifconfig setting a static address
+        if len(config) != 4:
+            raise ValueError("ifconfig needs a 4-tuple")
+        self.ip = tuple(config)
+        self.dhcp = False
+
     def active(self, is_active=None):
         if is_active is None:
             return self.on
@@ -177,7 +211,8 @@ class WLAN:
             for k, v in kwargs.items():
                 if k == "addr4":
                     ip, mask = v if isinstance(v, tuple) else (v.split("/")[0], "255.255.255.0")
-                    self.ip = (ip, mask, a[2], a[3])
+                    self.ip = (ip, mask, self.ip[2], self.ip[3])
+                    self.dhcp = False
                 elif k not in ("dhcp4", "gw4", "autoconf6", "dhcp6"):
                     raise ValueError("unexpected key")
             return None
@@ -187,7 +222,7 @@ class WLAN:
         if k == "gw4":
             return a[2]
         if k in ("dhcp4", "has_dhcp4"):
-            return self.ip is None
+            return self.dhcp
         if k == "addr6":
             return []
         if k in ("has_autoconf6", "autoconf6"):

@@ -27,13 +27,13 @@ _CONNECTING = const(1001)
 
 _host = "mpy-esp32"  # hostname(), kept here while _netops comes and goes
 _dns = "127.0.0.1"  # ipconfig("dns")
-_wlan = [None, None]  # one radio: every WLAN(STA_IF) is the same object, as on the chip
+_wlan = {}  # interface id -> its one WLAN object (one radio, as on the chip)
 
 
 def __getattr__(name):
     if name[0] == "_":
         raise AttributeError(name)
-    return machine._lazy("_netops" if name in ("hostname", "ipconfig") else "_netconst", name)
+    return machine._lazy("_netops", name)
 
 
 def _auth(net):
@@ -42,8 +42,8 @@ def _auth(net):
     if type(s) is int:
         return s
     if type(s) is str:
+        t = "open wep wpa wpa2 wpa/wpa2 wpa2/enterprise wpa3 wpa2/wpa3".split()
         s = s.lower().replace("-", "/")
-        t = ("open", "wep", "wpa", "wpa2", "wpa/wpa2", "wpa2/enterprise", "wpa3", "wpa2/wpa3")
         if s in t:
             return t.index(s)
     return AUTH_WPA2_PSK if net.get("password") else AUTH_OPEN
@@ -78,16 +78,13 @@ class WLAN:
     PM_PERFORMANCE = const(1)
     PM_POWERSAVE = const(2)
 
+    # What runs here is what a running board calls often; the rest of each method, and the
+    # methods missing here (__getattr__), are in _netops.WLAN.
+
     def __new__(cls, interface_id=STA_IF):
-        if interface_id not in (STA_IF, AP_IF):
-            raise ValueError("invalid WLAN interface identifier")
-        w = _wlan[interface_id]
-        if w is None:
-            w = _wlan[interface_id] = machine._lazy("_netops", "_new")(cls, interface_id)
-        return w
+        return _wlan.get(interface_id) or machine._lazy("_netops", "_new")(cls, interface_id)
 
     def __getattr__(self, name):
-        # the methods in _netops.WLAN, loaded for the call
         f = getattr(machine._lazy("_netops", "WLAN"), name)
         return lambda *a, **k: f(self, *a, **k)
 
@@ -105,27 +102,18 @@ class WLAN:
         return machine._lazy("_netops", "_poll")(self)
 
     def status(self, param=None):
-        if param is None:
-            if self.ap:
-                return None
+        if param is None and not self.ap:
             self.isconnected()
             return self.st
-        if param == "rssi":
-            if not self.isconnected():
-                raise OSError("Wifi Not Connected")
+        if param == "rssi" and self.isconnected():
             return _rssi(self.net)
-        if param == "stations":
-            if not self.ap:
-                raise OSError("Wifi Invalid Mode")
-            return []
-        raise ValueError("unknown status param")
+        return machine._lazy("_netops", "WLAN").status(self, param)
 
     def scan(self):
-        # here rather than in _netops: perch scans in a thread, which must not import
-        if self.ap:
-            raise OSError("Wifi Invalid Mode")
-        if not self.on:
-            raise OSError("Wifi Not Started")
+        # Here rather than in _netops: perch scans in a thread, which must not import (unless
+        # it scans with the radio off, to get the error).
+        if self.ap or not self.on:
+            return machine._lazy("_netops", "WLAN").scan(self)
         # the chip's scan blocks the caller for the whole sweep over the channels
         time.sleep_ms(machine._get("scan_ms", 1200))
         # well-formed world networks only: a bad entry must not take the radio down
@@ -136,14 +124,5 @@ class WLAN:
 
     def ifconfig(self, config=None):
         if config is not None:
-            if len(config) != 4:
-                raise ValueError("ifconfig needs a 4-tuple")
-            self.ip = tuple(config)
-        elif self.ap:
-            a = "192.168.4.1"
-            return self.ip or (a, "255.255.255.0", a, a)
-        elif self.isconnected():
-            a = "127.0.0.1"
-            return self.ip or (a, "255.0.0.0", a, a)
-        else:
-            return ("0.0.0.0",) * 4
+            return machine._lazy("_netops", "WLAN").ifconfig(self, config)
+        return self.ip if self.ap or self.isconnected() else ("0.0.0.0",) * 4
