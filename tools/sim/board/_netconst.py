@@ -30,3 +30,31 @@ def country(code=None):
     if code is None:
         return getattr(network, "_country", "01")
     network._country = machine._lazy("_netops", "_text")(code, "country", 2)
+
+
+def _ipconfig(w, args, kwargs):
+    # network.WLAN(...).ipconfig() of interface w
+    if args and kwargs:
+        raise TypeError("either get or set")
+    a = w.ifconfig()
+    if not args:
+        for k, v in kwargs.items():
+            if k == "addr4":
+                ip, mask = v if isinstance(v, tuple) else (v.split("/")[0], "255.255.255.0")
+                w.ip = (ip, mask, w.ip[2], w.ip[3])
+                w.c["dhcp"] = False
+            elif k not in ("dhcp4", "gw4", "autoconf6", "dhcp6"):
+                raise ValueError("unexpected key")
+        return None
+    k = args[0]
+    if k == "addr4":
+        return (a[0], a[1])
+    if k == "gw4":
+        return a[2]
+    if k in ("dhcp4", "has_dhcp4"):
+        return w.c.get("dhcp", True)
+    if k == "addr6":
+        return []
+    if k in ("has_autoconf6", "autoconf6"):
+        return False
+    raise ValueError("unexpected key")

@@ -91,20 +91,20 @@ class WLAN:
     def isconnected(self):
         # Also advances the simulated station (_netops._poll): only when the world changed, a
         # connect attempt is due, or a lost AP may be back. Cheap while nothing changes.
-        st = self.st
-        if self.ap or not self.on or st != STAT_GOT_IP and st != _CONNECTING and not self.retry:
+        st = self.state
+        if self.id or not self.on or st != STAT_GOT_IP and st != _CONNECTING and not self.retry:
             return False
         if st == _CONNECTING:
-            if time.ticks_diff(time.ticks_ms(), self.t0) < machine._get("connect_ms", 800):
+            if time.ticks_diff(time.ticks_ms(), self.start) < machine._get("connect_ms", 800):
                 return False
-        elif machine._world() is self.w:
+        elif machine._world() is self.seen:
             return st == STAT_GOT_IP
         return machine._lazy("_netops", "_poll")(self)
 
     def status(self, param=None):
-        if param is None and not self.ap:
+        if param is None and not self.id:
             self.isconnected()
-            return self.st
+            return self.state
         if param == "rssi" and self.isconnected():
             return _rssi(self.net)
         return machine._lazy("_netops", "WLAN").status(self, param)
@@ -112,7 +112,7 @@ class WLAN:
     def scan(self):
         # Here rather than in _netops: perch scans in a thread, which must not import (unless
         # it scans with the radio off, to get the error).
-        if self.ap or not self.on:
+        if self.id or not self.on:
             return machine._lazy("_netops", "WLAN").scan(self)
         # the chip's scan blocks the caller for the whole sweep over the channels
         time.sleep_ms(machine._get("scan_ms", 1200))
@@ -125,4 +125,4 @@ class WLAN:
     def ifconfig(self, config=None):
         if config is not None:
             return machine._lazy("_netops", "WLAN").ifconfig(self, config)
-        return self.ip if self.ap or self.isconnected() else ("0.0.0.0",) * 4
+        return self.ip if self.id or self.isconnected() else ("0.0.0.0",) * 4
