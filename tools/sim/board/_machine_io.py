@@ -95,7 +95,7 @@ class Pin:
             return None
         if st[0] != Pin.IN:
             return st[2]
-        level = machine._get("sensors", {}).get("pins", {}).get(str(self._id))
+        level = machine._world("sensors", {}).get("pins", {}).get(str(self._id))
         if level is not None:
             return 1 if level else 0
         return 1 if st[1] == Pin.PULL_UP else 0
@@ -179,7 +179,7 @@ class ADC:
         if m is not None and hasattr(m, "adc_read"):
             v = m.adc_read(self._pin)
         else:
-            v = machine._get("sensors", {}).get("adc", {}).get(str(self._pin), 0)
+            v = machine._world("sensors", {}).get("adc", {}).get(str(self._pin), 0)
         try:
             v = int(v)
         except (TypeError, ValueError):

@@ -59,7 +59,7 @@ def _poll(w):
     w.seen = machine._world()
     st = w.state
     best = None  # the strongest AP broadcasting our SSID (and BSSID when pinned)
-    for n in machine._get("networks", []):
+    for n in machine._world("networks", []):
         if type(n) is dict and n.get("ssid") == w.c.get("ssid") and (
                 not w.c.get("bssid") or network._bssid(n) == w.c["bssid"]):
             if best is None or network._rssi(n) > network._rssi(best):

@@ -1,8 +1,9 @@
-# machine.RTC of the virtual board, loaded on first use (the NTP sync sets it): the host clock,
-# as the board's clock counts as NTP-synced (SPEC 5), moved by whatever datetime() sets.
+# machine.RTC of the virtual board, loaded for each use (the NTP sync sets it) and dropped
+# after: the host clock, as the board's clock counts as NTP-synced (SPEC 5), moved by what
+# datetime() sets (the offset is kept in machine, which stays).
 import time
 
-_off = 0
+import machine
 
 
 class RTC:
@@ -10,13 +11,13 @@ class RTC:
         pass
 
     def datetime(self, datetimetuple=None):
-        global _off
         if datetimetuple is None:
-            t = time.gmtime(time.time() + _off)
+            t = time.gmtime(time.time() + getattr(machine, "_rtc", 0))
             # (year, month, day, weekday, hours, minutes, seconds, subseconds)
             return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
         y, mo, d, _wd, h, mi, s = datetimetuple[:7]
         # both sides through mktime, so the host's time zone cancels out
-        _off = time.mktime((y, mo, d, h, mi, s, 0, 0)) - time.mktime(time.gmtime(int(time.time())))
+        t = time.mktime(time.gmtime(int(time.time())))
+        machine._rtc = time.mktime((y, mo, d, h, mi, s, 0, 0)) - t
 
     init = datetime

@@ -18,7 +18,7 @@ _DEFAULTS = {"temperature_c": 21.5, "humidity_pct": 45.0, "pressure_hpa": 1013.2
 
 
 def _s():
-    return machine._get("sensors", {})
+    return machine._world("sensors", {})
 
 
 def _fails(name):

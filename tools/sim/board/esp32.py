@@ -14,12 +14,12 @@ try:
 except OSError:
     _running = "ota_0"
 _running = _running or machine._lazy("_flash", "_boot")()
-os.putenv("PERCH_SIM_BOOTED", "1")  # a re-import of this module in this process is no boot
+os.putenv("PERCH_SIM_BOOTED", _running)  # a re-import of this module in this process: no boot
 
 
 def raw_temperature():
     # the world gives °C (sensors.mcu_temperature); the ESP32 reports °F
-    return int(machine._get("sensors", {}).get("mcu_temperature", 45.0) * 1.8 + 32)
+    return int(machine._world("sensors", {}).get("mcu_temperature", 45.0) * 1.8 + 32)
 
 
 def __getattr__(name):

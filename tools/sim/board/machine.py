@@ -3,7 +3,7 @@
 # watchdog, the MAC. The rest loads on first use (__getattr__ below). Resets and the watchdog
 # are carried out by the supervisor (tools/sim/runner.py), listening on UDP
 # 127.0.0.1:$PERCH_SIM_CTL. This module also reads the world file for network, esp32 and the
-# sensor models (_get): one reader, one module fewer on the board.
+# sensor models (_world): one reader, one module fewer on the board.
 import json
 import os
 import socket
@@ -31,9 +31,10 @@ _wdata = {}
 _ctl = None  # (socket, address) of the supervisor once opened
 
 
-def _world():
-    """The world as a dict ({} without one); a new object only when its content changed, so
-    network tells a change by identity."""
+def _world(name=None, default=None):
+    """The world as a dict ({} without one), or its value `name`: `default` when absent, of
+    another type than it, or a negative number. The dict is a new object only when the
+    content changed, so network tells a change by identity."""
     global _wkey, _wdata
     path = os.getenv("PERCH_SIM_WORLD")
     try:
@@ -43,39 +44,36 @@ def _world():
         d = {}
     else:
         key = (path, st[1], st[6], st[8])
-        if key == _wkey:
-            return _wdata
-        try:
-            with open(path) as f:
-                d = json.load(f)
-        except (OSError, ValueError):
-            return _wdata  # caught mid-write: keep what we had, retry on the next call
-        # mtimes have one-second resolution: a file this fresh may change again without its
-        # stat changing, so it is re-read until it has settled ("racy git" rule)
-        _wkey = key if time.time() - st[8] > 2 else None
+        d = _wdata
+        if key != _wkey:
+            try:
+                with open(path) as f:
+                    d = json.load(f)
+                # mtimes have one-second resolution: a file this fresh may change again
+                # without its stat changing, so it is re-read until it has settled ("racy git")
+                _wkey = key if time.time() - st[8] > 2 else None
+            except (OSError, ValueError):
+                pass  # caught mid-write: keep what we had, retry on the next call
         if type(d) is not dict:
             d = {}
     if d != _wdata:
         _wdata = d
-    return _wdata
-
-
-def _get(name, default):
-    """A world value; `default` when absent, of another type than it, or a negative number."""
-    v = _world().get(name, default)
+    if name is None:
+        return _wdata
+    v = _wdata.get(name, default)
     return v if type(v) is type(default) and (type(v) is not int or v >= 0) else default
 
 
-def _lazy(mod, name):
-    """`name` from module `mod`, imported for this use and dropped from sys.modules: what the
+def _lazy(module, name):
+    """`name` from `module`, imported for this use and dropped from sys.modules: what the
     board rarely uses then costs the heap only while it is in use (its names stay interned)."""
     try:
-        return getattr(__import__(mod), name)
+        return getattr(__import__(module), name)
     finally:
-        sys.modules.pop(mod, None)
+        sys.modules.pop(module, None)
 
 
-def _ctl_send(msg):
+def _ctl_send(data):
     global _ctl
     port = os.getenv("PERCH_SIM_CTL")
     if not port:
@@ -84,7 +82,7 @@ def _ctl_send(msg):
         net = getattr(socket, "_real", socket)  # the built-in: works while the station is down
         _ctl = (net.socket(net.AF_INET, net.SOCK_DGRAM),
                 net.getaddrinfo("127.0.0.1", int(port))[0][-1])
-    _ctl[0].sendto(msg, _ctl[1])
+    _ctl[0].sendto(data, _ctl[1])
 
 
 def reset():
@@ -112,7 +110,8 @@ def unique_id():
 
 # Fixed for this boot; worked out by module-level code, which is freed once it has run.
 _cause = os.getenv("PERCH_SIM_RESET_CAUSE") or ""
-_cause = globals()[_cause] if _cause[-6:] == "_RESET" and _cause in globals() else PWRON_RESET
+_cause = globals()[_cause] if _cause in (
+    "PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET") else PWRON_RESET
 try:
     _mac = bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6]
 except ValueError:
@@ -133,10 +132,13 @@ class WDT:
 
 
 def __getattr__(name):
-    # RTC (NTP sync) alone, or the peripherals and the rest of the API, on first use
+    # RTC (set by the NTP sync) loads for each use; the peripherals and the rest of the API
+    # load on first use and stay
     if name[0] == "_":
         raise AttributeError(name)
-    m = __import__("_rtc" if name == "RTC" else "_machine_io")
+    if name == "RTC":
+        return _lazy("_rtc", name)
+    m = __import__("_machine_io")
     v = getattr(m, name)
     globals()[name] = v
     return v

@@ -95,7 +95,7 @@ class WLAN:
         if self.id or not self.on or st != STAT_GOT_IP and st != _CONNECTING and not self.retry:
             return False
         if st == _CONNECTING:
-            if time.ticks_diff(time.ticks_ms(), self.start) < machine._get("connect_ms", 800):
+            if time.ticks_diff(time.ticks_ms(), self.start) < machine._world("connect_ms", 800):
                 return False
         elif machine._world() is self.seen:
             return st == STAT_GOT_IP
@@ -115,11 +115,11 @@ class WLAN:
         if self.id or not self.on:
             return machine._lazy("_netops", "WLAN").scan(self)
         # the chip's scan blocks the caller for the whole sweep over the channels
-        time.sleep_ms(machine._get("scan_ms", 1200))
+        time.sleep_ms(machine._world("scan_ms", 1200))
         # well-formed world networks only: a bad entry must not take the radio down
         return [(b"" if n.get("hidden") else n["ssid"].encode(), _bssid(n), n.get("channel", 1),
                  _rssi(n), _auth(n), bool(n.get("hidden")))
-                for n in machine._get("networks", []) if type(n) is dict
+                for n in machine._world("networks", []) if type(n) is dict
                 and type(n.get("ssid")) is str]
 
     def ifconfig(self, config=None):

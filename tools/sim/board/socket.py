@@ -27,10 +27,10 @@ def __getattr__(name):
     return getattr(_real, name)
 
 
-def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
+def getaddrinfo(host, port, *args):
     if host not in ("0.0.0.0", "") and not __import__("network").WLAN(0).isconnected():
         raise OSError(-2)  # name resolution fails: no station link
-    return _real.getaddrinfo(host, port, af, type, proto, flags)
+    return _real.getaddrinfo(host, port, *args)
 
 
 # Libraries written for MicroPython (umqtt.simple among them) import the u-name, which the
