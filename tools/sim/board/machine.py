@@ -88,7 +88,7 @@ def _ctl_send(data):
 def reset():
     # The supervisor is told first, so it still reboots us if device code swallows the
     # SystemExit with a bare except; exit code 75 is the normal path.
-    _ctl_send(b"reset")
+    _ctl_send("reset")
     try:
         sys.stdout.flush()
     except (AttributeError, OSError):
@@ -110,8 +110,8 @@ def unique_id():
 
 # Fixed for this boot; worked out by module-level code, which is freed once it has run.
 _cause = os.getenv("PERCH_SIM_RESET_CAUSE") or ""
-_cause = globals()[_cause] if _cause in (
-    "PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET") else PWRON_RESET
+_cause = globals().get(_cause)  # one of the *_RESET constants above, the only ints here yet
+_cause = _cause if type(_cause) is int else PWRON_RESET
 try:
     _mac = bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6]
 except ValueError:
@@ -125,10 +125,10 @@ class WDT:
             raise ValueError("WDT(%d) doesn't exist" % id)
         if timeout <= 0:
             raise ValueError("WDT timeout too short")
-        _ctl_send(b"wdt %d" % timeout)
+        _ctl_send("wdt %d" % timeout)
 
     def feed(self):
-        _ctl_send(b"feed")
+        _ctl_send("feed")
 
 
 def __getattr__(name):
