@@ -324,3 +324,51 @@ def test_asyncio_client_follows_station(mp):
     assert (e.value.kind, e.value.msg) == ("OSError", "-2")
     assert connect(mp, "home", "secret123")[1] == STAT_GOT_IP
     assert mp.ev(f"asyncio.run(serve({port}, False))") == b"hello"
+
+
+def test_static_address(mp):
+    assert connect(mp, "home", "secret123")[1] == STAT_GOT_IP
+    assert mp.ev("sta.ipconfig('dhcp4')") is True
+    mp.ex("sta.ifconfig(('10.0.0.5', '255.255.255.0', '10.0.0.1', '10.0.0.1'))")
+    assert mp.ev("sta.ifconfig()")[0] == "10.0.0.5"
+    assert mp.ev("sta.ipconfig('addr4')") == ("10.0.0.5", "255.255.255.0")
+    assert mp.ev("sta.ipconfig('dhcp4')") is False
+    mp.ex("sta.disconnect()")
+    assert mp.ev("sta.ifconfig()")[0] == "0.0.0.0"
+    with pytest.raises(MPError) as e:
+        mp.ex("sta.ifconfig(('10.0.0.5',))")
+    assert e.value.kind == "ValueError"
+
+
+def test_pinned_bssid(mp):
+    mp.ex("sta.active(True); nets = sta.scan()")
+    home_bssid = mp.ev("nets[0][1]")
+    mp.ex(f"sta.connect('home', 'secret123', bssid={home_bssid!r})")
+    assert mp.until("sta.status()", lambda v: v != STAT_CONNECTING) == STAT_GOT_IP
+    mp.ex("sta.connect('home', 'secret123', bssid=b'\\x02\\x00\\x00\\x00\\x00\\x01')")
+    assert mp.until("sta.status()", lambda v: v != STAT_CONNECTING) == STAT_NO_AP_FOUND
+
+
+def test_same_world_rewritten_keeps_link(mp, world):
+    assert connect(mp, "home", "secret123")[1] == STAT_GOT_IP
+    write_world(world, WORLD)  # a new file, the same content
+    assert mp.ev("sta.isconnected()") is True
+    assert mp.ev("sta.status('rssi')") == -50
+
+
+def test_config_values_and_defaults(mp):
+    mp.ex("ap = network.WLAN(network.AP_IF)")
+    assert mp.ev("ap.config('essid')") == "ESP_123457"  # the AP's MAC: base + 1
+    assert mp.ev("[sta.config(p) for p in ('channel', 'hidden', 'txpower', 'pm')]") == [
+        1, False, 20, 1]
+    mp.ex("sta.config(txpower=8, pm=network.WLAN.PM_NONE, dhcp_hostname='perch-x')")
+    assert mp.ev("(sta.config('txpower'), sta.config('pm'), network.hostname())") == (
+        8, 0, "perch-x")
+    with pytest.raises(MPError) as e:
+        mp.ex("ap.config(channel=15)")
+    assert e.value.kind == "OSError"
+    with pytest.raises(MPError) as e:
+        mp.ex("sta.config(bogus=1)")
+    assert e.value.kind == "ValueError"
+    assert mp.ev("(network.country(), network.ipconfig('dns'), network.STAT_IDLE)") == (
+        "01", "127.0.0.1", STAT_IDLE)

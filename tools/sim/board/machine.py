@@ -31,33 +31,45 @@ _wdata = {}
 _ctl = None  # (socket, address) of the supervisor once opened
 
 
+# Functions on the hot path stay small: a function whose locals, stack and try blocks need
+# more than a few words gets its frame from the heap on every call, several times slower.
+
+
+def _stat():
+    # (inode, size, mtime) of the world file, which tell a new one; None without one
+    try:
+        st = os.stat(os.getenv("PERCH_SIM_WORLD"))
+    except (OSError, TypeError):  # no world file (or none named)
+        return None
+    return (st[1], st[6], st[8])
+
+
+def _read(key):
+    # the world file as a dict, parsed again since its stat changed to `key`
+    global _wkey
+    d = {}
+    if key:
+        try:
+            with open(os.getenv("PERCH_SIM_WORLD")) as f:
+                d = json.load(f)
+            # mtimes have one-second resolution: a file this fresh may change again without
+            # its stat changing, so it is read again until it has settled ("racy git" rule)
+            _wkey = key if time.time() - key[2] > 2 else None
+        except (OSError, ValueError):
+            return _wdata  # caught mid-write: keep what we had, read it again next time
+    else:
+        _wkey = None
+    if type(d) is not dict:
+        d = {}
+    return _wdata if d == _wdata else d  # new content, new object: network tells by identity
+
+
 def _world(name=None, default=None):
     """The world as a dict ({} without one), or its value `name`: `default` when absent, of
-    another type than it, or a negative number. The dict is a new object only when the
-    content changed, so network tells a change by identity."""
-    global _wkey, _wdata
-    path = os.getenv("PERCH_SIM_WORLD")
-    try:
-        st = os.stat(path)
-    except (OSError, TypeError):  # no world file (or none named): an empty world
-        _wkey = None
-        d = {}
-    else:
-        key = (path, st[1], st[6], st[8])
-        d = _wdata
-        if key != _wkey:
-            try:
-                with open(path) as f:
-                    d = json.load(f)
-                # mtimes have one-second resolution: a file this fresh may change again
-                # without its stat changing, so it is re-read until it has settled ("racy git")
-                _wkey = key if time.time() - st[8] > 2 else None
-            except (OSError, ValueError):
-                pass  # caught mid-write: keep what we had, retry on the next call
-        if type(d) is not dict:
-            d = {}
-    if d != _wdata:
-        _wdata = d
+    another type than it, or a negative number."""
+    global _wdata
+    if _wkey is None or _stat() != _wkey:
+        _wdata = _read(_stat())
     if name is None:
         return _wdata
     v = _wdata.get(name, default)
