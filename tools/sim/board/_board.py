@@ -8,11 +8,11 @@ def _run(path, env):
     try:
         f = open(path)  # noqa: SIM115 - absent file is the common case
     except OSError:
-        return False
+        return
     with f:
-        src = f.read()
-    exec(compile(src, path, "exec"), env)  # noqa: S102 - this is the firmware's loader
-    return True
+        # the source is garbage once compiled: it must not stay while main.py runs forever
+        code = compile(f.read(), path, "exec")
+    exec(code, env)  # noqa: S102 - this is the firmware's loader
 
 
 def _boot():
