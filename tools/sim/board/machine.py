@@ -26,7 +26,7 @@ SOFT_RESET = const(5)
 #    "connect_ms": 800,   # how long WLAN.connect() stays CONNECTING
 #    "scan_ms": 1200,     # how long WLAN.scan() blocks its caller
 #    "sensors": {...}}    # see _sensors.py; "adc"/"pins" are read without it too
-_wkey = None  # (path, inode, size, mtime) of the parsed file, None while it may still change
+_wkey = None  # _stat() of the file parsed last; None while it may still change
 _wdata = {}
 _ctl = None  # (socket, address) of the supervisor once opened
 
