@@ -1,17 +1,15 @@
 # The web server: microdot with the core API (status, logs, config, reboot) and pages.
+#
+# httpguard reads and bounds each request before microdot sees it, so microdot's own
+# Request limits never apply. The HTML of the pages (perch.pages) is loaded per request.
 
 import gc
 import json
 
-from microdot import Microdot, Request, Response
+from microdot import Microdot, Response
 
-from perch import httpguard, log, pages
-from perch.config import ConfigError
-
-# Small limits: only the OTA upload route takes a large body, and streams it.
-Request.max_content_length = 8 * 1024
-Request.max_body_length = 8 * 1024
-Request.max_readline = 1024
+from perch import httpguard, log
+from perch.config import ConfigError, lazy
 
 _log = log.Logger("web")
 
@@ -59,23 +57,20 @@ def create(ctx):
             since = int(request.args.get("since", "0"))
         except ValueError:
             return json_error(400, "since: must be an integer")
-        lines = log.since(since)
-        return {"lines": [{"seq": n, "line": s} for n, s in lines], "last": log.last_seq()}
+        return {"lines": [{"seq": n, "line": s} for n, s in log.since(since)],
+                "last": log.last_seq()}
 
-    @app.get("/api/config")
-    async def config_get(request):
-        return ctx.cfg.public()
-
-    @app.patch("/api/config")
-    async def config_patch(request):
-        try:
-            ctx.cfg.update(body_json(request))
-        except ConfigError as e:
-            return json_error(400, str(e), field=e.field)
-        except ValueError as e:
-            return json_error(400, str(e))
-        log.set_level(ctx.cfg["log.level"])
-        _log.info("config changed")
+    @app.route("/api/config", methods=["GET", "PATCH"])
+    async def config(request):
+        if request.method == "PATCH":
+            try:
+                ctx.cfg.update(body_json(request))
+            except ConfigError as e:
+                return json_error(400, str(e), field=e.field)
+            except ValueError as e:
+                return json_error(400, str(e))
+            log.set_level(ctx.cfg["log.level"])
+            _log.info("config changed")
         return ctx.cfg.public()
 
     @app.post("/api/reboot")
@@ -84,24 +79,17 @@ def create(ctx):
         return {"rebooting": True}, 202
 
     @app.get("/")
-    async def index(request):
-        return pages.html(pages.status_page(ctx))
-
     @app.get("/logs")
-    async def logs_page(request):
-        return pages.html(pages.logs_page(ctx))
-
     @app.get("/style.css")
-    async def style(request):
-        return pages.stylesheet()
+    async def page(request):
+        p = lazy("pages")
+        if request.path == "/style.css":
+            return p.stylesheet()
+        return p.html(p.logs_page(ctx) if request.path == "/logs" else p.status_page(ctx))
 
     @app.errorhandler(404)
     async def not_found(request):
         return json_error(404, "not found: " + request.path)
-
-    @app.errorhandler(413)
-    async def too_large(request):
-        return json_error(413, "request body too large")
 
     @app.errorhandler(Exception)
     async def crashed(request, e):
