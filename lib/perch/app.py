@@ -133,8 +133,8 @@ async def run(ctx):
     asyncio.create_task(_watch_loop(ctx))
     port = ctx.cfg["http.port"]
     _log.info("started", version=ctx.version, device=ctx.device_id, port=port)
-    for e in ctx.cfg.errors:
-        _log.error("bad config ignored", detail=e)
+    for err in ctx.cfg.errors:
+        _log.error("bad config ignored", detail=err)
     # microdot compiles a route's pattern on the first request that reaches it, and keeps
     # the regex and segment dicts for good: made then, they pin small blocks all over a heap
     # that requests have churned, until no block is left for a page's code. Made now, they

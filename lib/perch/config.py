@@ -73,6 +73,11 @@ class ConfigError(ValueError):
 class Config:
     """Effective settings; errors lists what was ignored at load."""
 
+    # filled by schema.load(): config.json's settings, PERCH_* overrides, what was ignored
+    stored: dict
+    env: dict
+    errors: list
+
     def __init__(self, path=PATH):
         self.path = path
         lazy("schema").load(self)
