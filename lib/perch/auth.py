@@ -155,12 +155,13 @@ def setup(ctx):
             await lazy("login").prehash(g, req)
         return None
 
-    @app.route("/login", methods=["GET", "POST"])
-    async def login(req):
-        return await view("login_post" if req.method == "POST" else "login_get", ctx, req)
-
-    @app.post("/logout")
-    async def logout(req):
+    @app.route("/<re:login|logout:name>", methods=["GET", "POST"])
+    async def login(req, name):
+        post = req.method == "POST"
+        if name == "login":
+            return await view("login_post" if post else "login_get", ctx, req)
+        if not post:
+            return Response({"error": "method not allowed"}, 405)
         g.sessions.pop(req.cookies.get(COOKIE), None)
         r = Response.redirect("/login", 303)
         r.delete_cookie(COOKIE, path="/")
