@@ -89,9 +89,6 @@ class Config:
             return self.stored[key]
         return DEFAULTS[key]
 
-    def get(self, key, default=None):
-        return self[key] if key in DEFAULTS else default
-
     def update(self, changes, save=True):
         """Validate all of changes first, then apply them together, or raise ConfigError."""
         lazy("schema").update(self, changes, save)
