@@ -54,9 +54,10 @@ _SLOT = re.compile(r"\{\{(\w+)\}\}")
 
 
 def compile_pages(src=LIB / "perch" / "pages.html", code=LIB / "perch"):
-    """pages.html -> pages.bin: u16 LE offsets of each block and of the end, then the blocks,
-    where a slot is the byte 0 followed by its number. Checks that the _B_NAME = const(n)
-    of every module in `code` name the block number n."""
+    """pages.html -> pages.bin, read by pages.stream(): the u16 LE offset of each block, then
+    the blocks. A block is its text cut at the slots: u16 LE length of the first piece, the
+    piece, then after each piece the slot's number (255: end of block) and the next length.
+    Checks that the _B_NAME = const(n) of every module in `code` name block n."""
     text = re.sub(r"<!--(?!#).*?-->", "", src.read_text(), flags=re.S)
     parts = _BLOCK.split(text)[1:]
     names, blocks = [], []
@@ -69,23 +70,25 @@ def compile_pages(src=LIB / "perch" / "pages.html", code=LIB / "perch"):
                 glue = "" if not out or out.endswith(">") or line.startswith("<") else " "
                 out += glue + line
         used = set(_SLOT.findall(out))
-        if used != set(slots) or len(slots) > 255 or "\0" in out:
+        if used != set(slots) or len(slots) > 255:
             raise bundle.BundleError("pages.html block %s: slots %s, used %s"
                                      % (name, slots, sorted(used)))
-        data = b"".join(
-            b"\0%c" % slots.index(p) if k % 2 else p.encode()
-            for k, p in enumerate(_SLOT.split(out)))
+        cut = _SLOT.split(out)  # piece, slot, piece, slot, ..., piece
+        data = len(cut[0].encode()).to_bytes(2, "little") + cut[0].encode()
+        for k in range(1, len(cut), 2):
+            piece = cut[k + 1].encode()
+            data += bytes([slots.index(cut[k])]) + len(piece).to_bytes(2, "little") + piece
         names.append(name)
-        blocks.append(data)
+        blocks.append(data + b"\xff\0\0")
     for py in sorted(code.glob("*.py")):
         for name, n in re.findall(r"^_B_(\w+) = const\((\d+)\)", py.read_text(), re.M):
             if name.lower() not in names or names.index(name.lower()) != int(n):
                 raise bundle.BundleError("%s: _B_%s = const(%s) is not block %s of pages.html"
                                          % (py.name, name, n, name.lower()))
-    offs = [2 * (len(blocks) + 1)]
-    for b in blocks:
+    offs = [2 * len(blocks)]
+    for b in blocks[:-1]:
         offs.append(offs[-1] + len(b))
-    if offs[-1] > 0xFFFF:
+    if offs[-1] + len(blocks[-1]) > 0xFFFF:
         raise bundle.BundleError("pages.bin is over 64 KB")
     return b"".join(o.to_bytes(2, "little") for o in offs) + b"".join(blocks)
 

@@ -4,7 +4,7 @@
 from micropython import const
 
 from perch.ota import work
-from perch.pages import page, render
+from perch.pages import page
 
 # Blocks of pages.html (the build checks these numbers)
 _B_MUTED = const(4)
@@ -22,18 +22,18 @@ _B_FIRMWARE_JS = const(39)
 
 
 def confirm_page(ctx, v):
-    return page(ctx, "Firmware", render(_B_CONFIRM, (v, ctx.version)))
+    return page(ctx, "Firmware", (_B_CONFIRM, (v, ctx.version)))
 
 
 def _release(r):
     v = r["version"]
     if r["current"]:
-        act = render(_B_RUNNING)
+        act = (_B_RUNNING,)
     elif not r["allowed"]:
-        act = render(_B_BELOW_FLOOR)
+        act = (_B_BELOW_FLOOR,)
     else:
-        act = render(_B_DOWNGRADE if r["downgrade"] else _B_INSTALL, (v,))
-    return render(_B_RELEASE, (v, r.get("type") != "app" and " (firmware image)", r["date"],
+        act = (_B_DOWNGRADE if r["downgrade"] else _B_INSTALL, (v,))
+    return (_B_RELEASE, (v, r.get("type") != "app" and " (firmware image)", r["date"],
                                r["notes"], act))
 
 
@@ -41,12 +41,12 @@ async def firmware_page(ctx, o, error=None):
     d = await work().describe(o)
     rels = d["available"]
     prev = d["previous"]
-    return page(ctx, "Firmware", render(_B_FIRMWARE, (
+    return page(ctx, "Firmware", (_B_FIRMWARE, (
         d["current"], "on trial" if d["trial"] and not d["confirmed"] else "confirmed",
         prev or "none", d["min_version"],
-        d["rollback_reason"] and render(_B_ROLLED_BACK, (d["rollback_reason"],)),
+        d["rollback_reason"] and (_B_ROLLED_BACK, (d["rollback_reason"],)),
         d["state"], d["progress"], error or d["last_error"],
-        render(_B_VERSIONS, ((_release(r) for r in rels),)) if rels else
-        render(_B_MUTED, (d["index_error"] or "no releases",)),
-        render(_B_ROLL_BACK, (prev,)) if prev else render(_B_MUTED, ("no previous version",)))),
+        (_B_VERSIONS, ((_release(r) for r in rels),)) if rels else
+        (_B_MUTED, (d["index_error"] or "no releases",)),
+        (_B_ROLL_BACK, (prev,)) if prev else (_B_MUTED, ("no previous version",)))),
         _B_FIRMWARE_JS)

@@ -34,54 +34,62 @@ def esc(s):
     return s
 
 
-def fill(v):
-    """Yield v as HTML: bytes and memoryviews (template output, or markup constants of the
-    code) as they are, str and int escaped, None and False as nothing, anything else (tuples,
-    lists, generators of such) item by item."""
-    if isinstance(v, (bytes, memoryview)):
-        yield v
-    elif isinstance(v, str):
-        yield esc(v)
-    elif v is None or v is False:
-        return
-    elif isinstance(v, int):
-        yield str(v)
-    else:
-        for x in v:
-            yield from fill(x)
-
-
-def render(b, vals=()):
-    """Yield block b of pages.bin with its slots filled from vals (see fill)."""
-    h = _read(2 * b, 4)
+def _block(b, vals=()):
+    # Block b of pages.bin, piece by piece (see tools/build.py), with the values of its slots
+    # in between. Nothing is held while a value is out, so nesting costs little.
+    h = _read(2 * b, 2)
     pos = h[0] | h[1] << 8
-    end = h[2] | h[3] << 8
-    while pos < end:
-        c = _read(pos, min(end - pos, _CHUNK))
-        pos += len(c)
-        m = memoryview(c)
-        i = 0
-        while i < len(c):
-            j = c.find(b"\0", i)
-            if j < 0:
-                yield m[i:]
-                break
-            if j > i:
-                yield m[i:j]
-            if j + 1 < len(c):
-                k = c[j + 1]
-            else:  # the slot's number starts the next piece
-                k = _read(pos, 1)[0]
-                pos += 1
-            yield from fill(vals[k])
-            i = j + 2
+    h = _read(pos, 2)
+    n = h[0] | h[1] << 8
+    pos += 2
+    while True:
+        while n > _CHUNK:
+            yield _read(pos, _CHUNK)
+            pos += _CHUNK
+            n -= _CHUNK
+        c = _read(pos, n + 3)
+        pos += n + 3
+        k = c[n]
+        if n:
+            yield memoryview(c)[:n]
+        if k == 255:
+            return
+        n = c[n + 1] | c[n + 2] << 8
+        c = None
+        yield vals[k]
 
 
-def page(ctx, title, body, script=0):
-    """The page: shell around body (see fill); script: a script block's number."""
-    yield from render(_B_HEAD, (title, ctx.device_id, ctx.cfg["name"] or ctx.device_id))
-    yield from fill(body)
-    yield from render(_B_TAIL, (render(script) if script else None,))
+def stream(v):
+    """Yield v as HTML, one piece at a time, on one flat stack instead of nested generators.
+
+    A tuple is a block of pages.html, (_B_NAME,) or (_B_NAME, (slot values...)); bytes are
+    markup (the templates', or a constant of the code); str and int are text, escaped; None
+    and False print nothing; any other iterable (list, generator) is printed item by item."""
+    st = [iter((v,))]
+    while st:
+        try:
+            v = next(st[-1])
+        except StopIteration:
+            st.pop()
+            continue
+        if isinstance(v, (bytes, memoryview)):
+            yield v
+        elif isinstance(v, str):
+            yield esc(v)
+        elif v is None or v is False:
+            pass
+        elif isinstance(v, int):
+            yield str(v)
+        elif isinstance(v, tuple):
+            st.append(_block(*v))
+        else:
+            st.append(iter(v))
+
+
+def page(ctx, title, body, script=None):
+    """The page around body (see stream); script: a script block's number."""
+    return stream([(_B_HEAD, (title, ctx.device_id, ctx.cfg["name"] or ctx.device_id)), body,
+                   (_B_TAIL, (script and (script,),))])
 
 
 def html(body, status=200):
@@ -100,7 +108,7 @@ def stylesheet():
 def status_page(ctx):
     s = ctx.snapshot()
     w, m, o = s["wifi"], s["mqtt"], s["ota"]
-    return page(ctx, "Status", render(_B_STATUS, (
+    return page(ctx, "Status", (_B_STATUS, (
         s["name"], s["device_id"], s["version"], s["previous_version"] or "none",
         s["uptime_s"], s["mem"]["free"],
         o["state"] + (" – " + o["last_error"] if o["last_error"] else ""),
@@ -117,4 +125,4 @@ def logs_page(ctx):
     # newline before the first line is one that HTML drops right after <pre>.
     seq = log.last_seq()
     lines = (x for _, line in log.since(0) for x in ("\n", line))
-    return page(ctx, "Logs", render(_B_LOGS, (seq, lines)), _B_LOGS_JS)
+    return page(ctx, "Logs", (_B_LOGS, (seq, lines)), _B_LOGS_JS)

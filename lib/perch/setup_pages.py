@@ -1,110 +1,149 @@
-# The settings pages: device, MQTT and update settings, admin password, factory reset.
-# Loaded by setup_views.dispatch for /settings... and dropped with it after the request.
+# The setup wizard and the Wi-Fi pages: network picker, join result, saved networks.
+# Loaded by setup_views for one request and dropped after it.
 from microdot import Response
 from micropython import const
 
-from perch import auth, config
-from perch.pages import html, page, render
-from perch.setup_views import log_, read_form, session_cookie, whole
+from perch import config
+from perch.pages import html, page
+from perch.portal import network_entry, saved_public, set_meta
+from perch.setup_views import error_note, read_form, whole
 
 # Blocks of pages.html (the build checks these numbers)
-_B_OK = const(3)
+_B_WELCOME = const(9)
+_B_LINKED = const(10)
+_B_UNLINKED = const(11)
+_B_CHOOSER = const(12)
+_B_NET = const(13)
+_B_DIM = const(14)
+_B_LOCK = const(15)
+_B_OPEN = const(16)
+_B_CHOOSER_JS = const(17)
+_B_SAVED = const(18)
+_B_SAVED_NET = const(19)
+_B_CONNECTING = const(20)
+_B_CONNECTED = const(21)
+_B_CLOSING = const(22)
 _B_ADMIN = const(23)
-_B_SETTINGS = const(24)
-_B_RESET = const(25)
-_B_ERASED = const(26)
 
-_KEEP = "set – leave blank to keep"
-
-
-def split_mqtt_url(url):
-    """'mqtt://user:pw@host' -> ('mqtt://host', 'user', password set?)."""
-    if not url:
-        return "", "", False
-    scheme, _, rest = url.partition("://")
-    cred, at, host = rest.rpartition("@")
-    if not at:
-        return url, "", False
-    user, colon, pw = cred.rpartition(":")
-    if not colon:
-        return scheme + "://" + host, cred, False
-    return scheme + "://" + host, user, bool(pw)
+# Signal bars lit and dimmed, by strength: shared by every row of the list
+_ON = ("\u2582", "\u2582\u2584", "\u2582\u2584\u2586", "\u2582\u2584\u2586\u2588")
+_OFF = ((_B_DIM, ("\u2584\u2586\u2588",)), (_B_DIM, ("\u2586\u2588",)), (_B_DIM, ("\u2588",)),
+        None)
 
 
-def join_mqtt_url(old, url, user, pw, clear):
-    """Compose mqtt.url from the settings form; a blank password keeps the old one."""
-    url = url.strip()
-    if not url:
-        return None
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" in rest:
-        return url  # credentials typed into the URL itself win
-    if not pw and not clear and old:
-        _, _, orest = old.partition("://")
-        ocred, at, _ = orest.rpartition("@")
-        if at and ":" in ocred and ocred.rpartition(":")[0] == user:
-            pw = ocred.rpartition(":")[2]
-    if not user:
-        return url
-    if pw:
-        return "%s://%s:%s@%s" % (scheme, user, pw, rest)
-    # "vhost:user" with no password needs the trailing colon to stay unambiguous.
-    return "%s://%s%s@%s" % (scheme, user, ":" if ":" in user else "", rest)
+def _net(n, chosen):
+    r = n["rssi"]
+    k = 3 if r >= -55 else 2 if r >= -67 else 1 if r >= -75 else 0
+    sec = n["security"]
+    return (_B_NET, (n["ssid"], n["ssid"] == chosen and b" checked", r, k + 1, _ON[k], _OFF[k],
+                     (_B_OPEN,) if sec == "open" else (_B_LOCK, (sec,))))
 
 
-def settings_html(ctx, note=None, status=200):
+def _chooser(doc, chosen="", note=None):
+    """The network picker form, posting to /wifi."""
+    nets = doc["networks"]
+    if doc["age_s"] is None:
+        state = "Scanning for networks…" if doc["scanning"] else "No scan yet."
+    else:
+        state = "%d network%s found %d s ago." % (len(nets), "" if len(nets) == 1 else "s",
+                                                 doc["age_s"])
+        if doc["scanning"]:
+            state += " Scanning again…"
+    # a network typed by hand comes back in the "other" field
+    other = bool(chosen) and chosen not in [n["ssid"] for n in nets]
+    return (_B_CHOOSER, (note, state, doc["scanning"] and b'<i id="scanning" hidden></i>',
+                         [_net(n, chosen) for n in nets], other and b" checked",
+                         other and chosen))
+
+
+def wifi_html(ctx, note=None, status=200, chosen="", title="Wi-Fi"):
+    """The Wi-Fi page, or with title "Setup" the first-run wizard (no network saved yet)."""
+    w = ctx.wifi
+    if w.scan_at is None and not w.scanning:
+        w.request_scan()
+    doc = w.scan_doc()
+    st = w.status()
+    if title == "Setup":
+        top = (_B_WELCOME, (ctx.device_id,))
+    elif st and st["ssid"]:
+        top = (_B_LINKED, (st["ssid"], st["ip"], ", %d dBm" % st["rssi"] if st["rssi"] else None))
+    else:
+        top = (_B_UNLINKED,)
+    saved = [(_B_SAVED_NET, (n["ssid"], n["hidden"] and " (hidden)", n["priority"]))
+             for n in saved_public(w)]
+    body = [top, _chooser(doc, chosen, note), saved and (_B_SAVED, (saved,))]
+    r = html(page(ctx, title, body, _B_CHOOSER_JS), status)
+    # No-JS clients reload while the first scan runs; scripts poll instead.
+    if doc["scanning"] and not doc["networks"]:
+        r.headers["Refresh"] = "2"
+    return r
+
+
+async def wizard_get(ctx, req):
+    return wifi_html(ctx, title="Setup")
+
+
+async def wifi_get(ctx, req):
+    return wifi_html(ctx)
+
+
+def _back():
+    return Response.redirect("/wifi", 303)
+
+
+async def wifi_scan_post(ctx, req):
+    ctx.wifi.request_scan()
+    return _back()
+
+
+async def wifi_post(ctx, req):
+    w = ctx.wifi
+    f = read_form(req)
+    manual = f.get("manual") or ""
+    ssid = manual or f.get("ssid") or ""
+    if not ssid:
+        raise config.ConfigError("ssid", "pick a network or type its name")
+    n = network_entry({"ssid": ssid, "password": f.get("password") or "",
+                       "hidden": bool(manual)}, w)
+    w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
+    return Response.redirect("/wifi/result", 303)
+
+
+async def wifi_result_get(ctx, req):
+    w = ctx.wifi
+    a = w.attempt
+    st = a["state"]
+    if st == "idle":
+        return _back()
+    if st == "failed":
+        return wifi_html(ctx, error_note("Could not join %s: %s." % (a["ssid"], a["reason"])),
+                         chosen=a["ssid"])
+    if st == "connecting":
+        r = html(page(ctx, "Connecting", (_B_CONNECTING, (a["ssid"],))))
+        r.headers["Refresh"] = "1"
+        return r
     cfg = ctx.cfg
-    url, user, pw = split_mqtt_url(cfg["mqtt.url"])
-    body = (render(_B_SETTINGS, (note, cfg["name"], url, user, _KEEP if pw else "not set",
-                                 cfg["telemetry.interval_s"], cfg["ota.server"],
-                                 _KEEP if cfg["ap.password"] else "open network")),
-            render(_B_ADMIN, ("Admin password",)), render(_B_RESET))
-    return html(page(ctx, "Settings", body), status)
+    port = cfg["http.port"]
+    suffix = "" if port == 80 else ":%d" % port
+    dev = ctx.device_id
+    body = [(_B_CONNECTED, (dev, a["ssid"], a["ip"] + suffix, dev + ".local" + suffix,
+                            w.ap_on and (_B_CLOSING, (dev, cfg["ap.linger_s"], a["ssid"])))),
+            None if cfg["admin.password"] else (_B_ADMIN, ("Protect this device",))]
+    return html(page(ctx, "Connected", body))
 
 
-async def settings_get(ctx, req):
-    if req.args.get("done") == "admin":
-        return settings_html(ctx, render(_B_OK, ("Admin password set. This browser stays "
-                                                 "logged in; others must log in.",)))
-    return settings_html(ctx)
-
-
-async def settings_post(ctx, req):
+async def wifi_saved_post(ctx, req):
+    w = ctx.wifi
     f = read_form(req)
-    ch = {
-        "name": (f.get("name") or "").strip() or None,
-        "mqtt.url": join_mqtt_url(ctx.cfg["mqtt.url"], f.get("mqtt_url") or "",
-                                  (f.get("mqtt_user") or "").strip(),
-                                  f.get("mqtt_password") or "",
-                                  bool(f.get("mqtt_password_clear"))),
-        "telemetry.interval_s": whole(f, "interval", "telemetry.interval_s"),
-        "ota.server": (f.get("ota_server") or "").strip() or None,
-    }
-    if f.get("ap_password"):
-        ch["ap.password"] = f.get("ap_password")
-    ctx.cfg.update(ch)
-    log_.info("settings saved")
-    return settings_html(ctx, render(_B_OK, ("Saved.",)))
+    prio = whole(f, "priority", "priority")
+    cur = [n for n in w.saved() if n["ssid"] == f.get("ssid")]
+    if not cur:
+        raise config.ConfigError("ssid", "not a saved network")
+    set_meta(w, network_entry({"ssid": cur[0]["ssid"], "hidden": cur[0]["hidden"],
+                               "priority": prio}, w, need_password=False))
+    return _back()
 
 
-async def settings_admin_post(ctx, req):
-    f = read_form(req)
-    pw = f.get("password") or ""
-    if pw != (f.get("password2") or ""):
-        raise config.ConfigError("admin.password", "the two passwords differ")
-    config.check("admin.password", pw)
-    ctx.cfg.update({"admin.password": await auth.hash_password(pw)})
-    guard = ctx.auth.guard
-    guard.clear()
-    log_.info("admin password set")
-    # The one who set it is logged in; everyone else must log in again.
-    return session_cookie(Response.redirect("/settings?done=admin", 303), guard.new_session())
-
-
-async def settings_reset_post(ctx, req):
-    if not read_form(req).get("confirm"):
-        raise config.ConfigError("confirm", "tick the box to confirm")
-    from perch.portal import factory_reset
-
-    factory_reset(ctx)
-    return html(page(ctx, "Factory reset", render(_B_ERASED, (ctx.device_id,))))
+async def wifi_forget_post(ctx, req):
+    ctx.wifi.forget(read_form(req).get("ssid") or "")
+    return _back()
