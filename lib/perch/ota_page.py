@@ -27,14 +27,10 @@ def confirm_page(ctx, v):
 
 def _release(r):
     v = r["version"]
-    if r["current"]:
-        act = (_B_RUNNING,)
-    elif not r["allowed"]:
-        act = (_B_BELOW_FLOOR,)
-    else:
-        act = (_B_DOWNGRADE if r["downgrade"] else _B_INSTALL, (v,))
+    act = ((_B_RUNNING,) if r["current"] else (_B_BELOW_FLOOR,) if not r["allowed"] else
+           (_B_DOWNGRADE if r["downgrade"] else _B_INSTALL, (v,)))
     return (_B_RELEASE, (v, r.get("type") != "app" and " (firmware image)", r["date"],
-                               r["notes"], act))
+                         r["notes"], act))
 
 
 async def firmware_page(ctx, o, error=None):

@@ -63,12 +63,9 @@ def wifi_html(ctx, note=None, status=200, chosen="", title="Wi-Fi"):
         w.request_scan()
     doc = w.scan_doc()
     st = w.status()
-    if title == "Setup":
-        top = (_B_WELCOME, (ctx.device_id,))
-    elif st and st["ssid"]:
-        top = (_B_LINKED, (st["ssid"], st["ip"], ", %d dBm" % st["rssi"] if st["rssi"] else None))
-    else:
-        top = (_B_UNLINKED,)
+    top = ((_B_WELCOME, (ctx.device_id,)) if title == "Setup" else
+           (_B_LINKED, (st["ssid"], st["ip"], ", %d dBm" % st["rssi"] if st["rssi"] else None))
+           if st and st["ssid"] else (_B_UNLINKED,))
     saved = [(_B_SAVED_NET, (n["ssid"], n["hidden"] and " (hidden)", n["priority"]))
              for n in saved_public(w)]
     body = [top, _chooser(doc, chosen, note), saved and (_B_SAVED, (saved,))]
