@@ -1,4 +1,4 @@
-# HTML: the template renderer, the page shell, the stylesheet, and the status and logs pages.
+# HTML: the template streamer, the page shell, the stylesheet, and the status and logs pages.
 #
 # Pages are plain HTML forms that work without JavaScript in a phone's captive mini-browser;
 # scripts only refresh what is already shown. Nothing is loaded from outside the device.
