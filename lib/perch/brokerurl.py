@@ -1,9 +1,6 @@
-# What the broker settings ask for (SPEC §5): the URL mqtt[s]://[user[:password]@]host[:port],
-# where RabbitMQ user names may be "vhost:user" (so the password follows the last colon), and
-# the TLS context of mqtts:// with its optional CA file. The uplink loads this module when it
-# needs it and drops it after: a URL is parsed once, a TLS context made once per connection.
-
-import ssl
+# MQTT broker URLs (SPEC §5): mqtt[s]://[user[:password]@]host[:port], where RabbitMQ user
+# names may be "vhost:user" (so the password follows the last colon). A URL is parsed once:
+# the uplink loads this module when it needs it and drops it after.
 
 from perch.uplink import UplinkError
 
@@ -67,34 +64,3 @@ def public_url(url):
     if u["user"] is not None:
         who = u["user"] + ("@" if u["password"] is None else ":***@")
     return "%s://%s%s:%d" % ("mqtts" if u["tls"] else "mqtt", who, u["host"], u["port"])
-
-
-def tls_context(ca):
-    """Client context: verified against the CA file when there is one, else unverified."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    # verify_mode is in every port's ssl module (extmod), not in the ESP32 stubs
-    ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
-    if not ca:
-        return ctx
-    try:
-        with open(ca, "rb") as f:
-            data = f.read()
-    except OSError:
-        raise UplinkError("mqtt.ca: cannot read %s" % ca)
-    # mbedTLS wants DER here (PEM needs a trailing NUL): accept either, several PEM certs too
-    certs = [data]
-    if b"-----BEGIN" in data:
-        import binascii
-
-        certs = [binascii.a2b_base64(c.split(b"-----END", 1)[0].replace(b"\r", b"")
-                                     .replace(b"\n", b""))
-                 for c in data.split(b"-----BEGIN CERTIFICATE-----")[1:]]
-        if not certs:
-            raise UplinkError("mqtt.ca: no certificate in %s" % ca)
-    try:
-        for der in certs:
-            ctx.load_verify_locations(cadata=der)
-    except ValueError as e:
-        raise UplinkError("mqtt.ca: %s" % e)
-    ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
-    return ctx

@@ -8,27 +8,18 @@
 # delayed ACK hold back; from the wire each packet goes out whole, in one write.
 
 import asyncio
-import errno
 import random
-import select
-import socket
-import ssl
 import sys
 import time
 
+import umqtt.simple as _simple
 from micropython import const
 
 from perch import log
 
-# umqtt.simple imports ussl for TLS; the ESP32 and Unix ports only have ssl now.
-sys.modules.setdefault("ussl", ssl)
-
-import umqtt.simple as _simple  # noqa: E402
-
 _BACKOFF_MIN_MS = const(1000)
 _RETRIES = const(3)  # PUBACK waits (first send + DUP resends) before the link is declared dead
 _TICK_MS = const(200)
-_POLL_MS = const(10)
 
 _log = log.Logger("mqtt")
 
@@ -94,29 +85,13 @@ def _b(s):
 
 
 def _describe(e):
-    """A readable reason for a failed network step."""
-    if isinstance(e, UplinkError):
-        return str(e)
-    if isinstance(e, asyncio.TimeoutError):
-        return "timed out"
-    if isinstance(e, EOFError):
-        return "connection closed by broker"
-    if isinstance(e, OSError):
-        c = e.args[0] if e.args else 0
-        if c == errno.ECONNREFUSED:
-            return "connection refused"
-        if c == errno.ECONNRESET:
-            return "connection reset by broker"
-        if c == 32:  # EPIPE, not in MicroPython's errno module
-            return "connection closed by broker (broken pipe)"
-        if c in (errno.ETIMEDOUT, errno.EHOSTUNREACH):
-            return "broker unreachable"
-        if len(e.args) > 1 and isinstance(e.args[1], str):
-            return "TLS: %s" % e.args[1]  # mbedTLS: (-9984, 'MBEDTLS_ERR_X509_...')
-        if isinstance(c, int) and c < 0:
-            return "TLS error -0x%04x" % -c if c <= -0x1000 else "socket error no network?"
-        return "socket error %s" % errno.errorcode.get(c, c)
-    return "%s: %s" % (type(e).__name__, e)
+    # a readable reason for a failure: rare, so the text lives in mqttconnect, loaded on use
+    from perch import mqttconnect
+
+    try:
+        return mqttconnect.describe(e)
+    finally:
+        sys.modules.pop("perch.mqttconnect", None)
 
 
 class Uplink:
@@ -224,7 +199,13 @@ class Uplink:
         while True:
             self.attempts += 1
             try:
-                await self._connect()
+                # connecting is rare: its code is loaded for each attempt and dropped after
+                from perch import mqttconnect
+
+                try:
+                    await mqttconnect.connect(self)
+                finally:
+                    sys.modules.pop("perch.mqttconnect", None)
                 fails = 0
                 # watch the link: keepalive pings, and a broker that went silent
                 ka = self.keepalive_s * 1000
@@ -270,96 +251,6 @@ class Uplink:
         if self._c.pid >= 65535:
             self._c.pid = 0
         return _run(fn, *args)
-
-    async def _connect(self):
-        self.state = "connecting"
-        self._dead = None
-        h = self.host
-        try:
-            if h != "localhost" and not _is_ip(h):
-                # a name: ask the DNS server without blocking the loop (loaded on use: most
-                # brokers are IP literals, and RAM is short, SPEC §9)
-                from perch import dnsquery
-
-                try:
-                    h = await dnsquery.resolve(h, self.timeout_ms)
-                finally:
-                    sys.modules.pop("perch.dnsquery", None)
-            addr = socket.getaddrinfo(h, self.port)[0][-1]
-        except asyncio.TimeoutError:
-            raise UplinkError("DNS lookup of %s timed out" % self.host)
-        except OSError as e:
-            c = e.args[0] if e.args else 0
-            if isinstance(c, int) and -0x1000 < c < 0:
-                raise UplinkError("no network: cannot resolve %s" % self.host)
-            raise UplinkError("cannot resolve %s (%s)" % (self.host, errno.errorcode.get(c, c)))
-        ctx = None
-        if self.tls:
-            from perch import brokerurl
-
-            try:
-                ctx = brokerurl.tls_context(self.ca)
-            finally:
-                sys.modules.pop("perch.brokerurl", None)
-        # asyncio.open_connection() would leak its socket when a deadline cancels it; an
-        # ESP32 has about ten, so connect here and close on every way out
-        s = socket.socket()
-        try:
-            s.setblocking(False)
-            try:
-                s.connect(addr)
-            except OSError as e:
-                if e.args[0] != errno.EINPROGRESS:
-                    raise
-            p = select.poll()
-            p.register(s, select.POLLOUT)
-            t0 = time.ticks_ms()
-            while not p.poll(0):  # writable (or failed: the first write says why)
-                if time.ticks_diff(time.ticks_ms(), t0) > self.timeout_ms:
-                    raise UplinkError("TCP connect to %s:%d timed out" % (self.host, self.port))
-                await asyncio.sleep_ms(_POLL_MS)
-            del p
-            try:
-                # packets already go out whole, but a PUBACK should not wait for an ACK either
-                s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
-            except Exception:
-                pass
-            if ctx:
-                # the handshake runs inside the first writes and reads, under their deadlines
-                s = ctx.wrap_socket(s, server_hostname=self.host, do_handshake_on_connect=False)
-            self._stream = asyncio.StreamWriter(s, {})
-        except BaseException:
-            s.close()
-            raise
-        self._connack = -1
-        self._ev.clear()
-        self._reader_task = asyncio.create_task(self._reader(self._stream))
-        async with self._lock:
-            await self._send(_run(self._c.connect))
-        try:
-            while self._connack < 0:
-                if self._dead:
-                    raise self._dead
-                await asyncio.wait_for_ms(self._ev.wait(), self.timeout_ms)
-                self._ev.clear()
-        except asyncio.TimeoutError:
-            raise UplinkError("no CONNACK within %d ms" % self.timeout_ms)
-        c = self._connack
-        if c:
-            raise UplinkError(
-                ("broker refused the protocol version", "broker rejected the client id",
-                 "broker unavailable", "bad user name or password",
-                 "not authorised")[c - 1] + " (CONNACK %d)" % c if c < 6 else "CONNACK %d" % c)
-        self.state = "connected"
-        self.connects += 1
-        # last_error stays: it tells why the previous connection ended
-        self._ev.set()
-        _log.info("connected", broker=self.url)
-        if self.sub_topic:
-            async with self._lock:
-                await self._send(self._pkt(self._c.subscribe, _b(self.sub_topic), 1))
-        if self.status_topic:
-            await self.publish(self.status_topic, b"online", True, 1)
 
     async def _send(self, pkt):
         # the caller holds self._lock, so only one task ever waits on the socket for writing
@@ -440,8 +331,3 @@ class Uplink:
                 pass
             self._stream = None
         self.state = "backoff"
-
-
-def _is_ip(h):
-    # an IPv4 or IPv6 literal: getaddrinfo answers it without a query on the wire
-    return ":" in h or h.replace(".", "").isdigit()
