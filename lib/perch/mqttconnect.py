@@ -6,7 +6,6 @@ import asyncio
 import errno
 import select
 import socket
-import sys
 import time
 
 from perch import uplink
@@ -26,7 +25,7 @@ async def connect(up):
             try:
                 h = await dnsquery.resolve(h, up.timeout_ms)
             finally:
-                sys.modules.pop("perch.dnsquery", None)
+                uplink.drop("dnsquery")
         addr = socket.getaddrinfo(h, up.port)[0][-1]
     except asyncio.TimeoutError:
         raise uplink.UplinkError("DNS lookup of %s timed out" % up.host)

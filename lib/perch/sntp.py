@@ -68,6 +68,10 @@ async def sync(host="pool.ntp.org", timeout_ms=5000, port=123, set_time=None):
     except Exception as e:
         _log.warning("NTP failed", server=host, error=str(e))
     finally:
-        sys.modules.pop("perch.dnsquery", None)
-        sys.modules.pop("perch.sntp", None)
+        import perch
+
+        for name in ("dnsquery", "sntp"):
+            sys.modules.pop("perch." + name, None)
+            if hasattr(perch, name):
+                delattr(perch, name)  # the import bound it on the package too
     return False

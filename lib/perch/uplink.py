@@ -84,6 +84,15 @@ def _b(s):
     return s.encode() if isinstance(s, str) else s
 
 
+def drop(name):
+    """Forget perch.<name>, loaded on use, so that its RAM comes back (its names stay)."""
+    import perch
+
+    sys.modules.pop("perch." + name, None)
+    if hasattr(perch, name):
+        delattr(perch, name)  # the import bound it on the package too
+
+
 def _describe(e):
     # a readable reason for a failure: rare, so the text lives in mqttconnect, loaded on use
     from perch import mqttconnect
@@ -91,7 +100,7 @@ def _describe(e):
     try:
         return mqttconnect.describe(e)
     finally:
-        sys.modules.pop("perch.mqttconnect", None)
+        drop("mqttconnect")
 
 
 class Uplink:
@@ -139,7 +148,7 @@ class Uplink:
             u = brokerurl.parse_url(url)
             self.url = brokerurl.public_url(url)
         finally:
-            sys.modules.pop("perch.brokerurl", None)
+            drop("brokerurl")
         self.host, self.port, self.tls = u["host"], u["port"], u["tls"]
         c = _simple.MQTTClient(_b(self.client_id), "", 1, _b(u["user"]), _b(u["password"]),
                                self.keepalive_s)
@@ -205,7 +214,7 @@ class Uplink:
                 try:
                     await mqttconnect.connect(self)
                 finally:
-                    sys.modules.pop("perch.mqttconnect", None)
+                    drop("mqttconnect")
                 fails = 0
                 # watch the link: keepalive pings, and a broker that went silent
                 ka = self.keepalive_s * 1000
