@@ -1,11 +1,16 @@
-# Streaming reader of Perch bundles (format 1, see README "Bundle format").
+# Streaming reader of Perch bundles (format 2, see README "Bundle format").
 #
-# One pass over the source with fixed buffers: header, manifest, signature check, then each
-# file is copied (or inflated) into a sink while its SHA-256 is computed.  Nothing reaches the
-# sink before the signature and the whole manifest have been checked, and the sink only commits
-# after every file matched, so a bad bundle never changes what boots.
+# One pass over the source with one fixed buffer: header, manifest (parked on flash, read back
+# one line, so one file entry, at a time), signature check, then each file is copied or
+# inflated into a sink while its SHA-256 is computed. Nothing reaches the sink before the
+# signature and the whole manifest have been checked, and the sink only commits after every
+# file matched, so a bad bundle never changes what boots.
+#
+# A source has readinto(mv) -> bytes read now, 0 at the end, or None when it would block, and
+# async wait(mv), which waits for some: the copy loop calls no coroutine while data is there.
 import asyncio
 import hashlib
+import io
 import json
 import os
 import sys
@@ -14,16 +19,21 @@ import deflate
 from micropython import const
 
 _HDR = const(10)
+_FORMAT = const(2)
 _MAX_MANIFEST = const(16384)
 _SIG_LEN = const(256)
-_CHUNK = const(2048)  # fixed for any bundle size; small: big blocks are rare in a fragmented heap
-_SAMPLE = const(524288)  # heap sample interval: a gc.collect() costs ~1 ms
+_CHUNK = const(2048)
+_BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
+_ZMAX = const(2200)  # largest compressed block: 2048 bytes may grow a little
+_TICK = const(16384)  # yield to the event loop at least this often while data keeps coming
+_SAMPLE = const(1048576)  # heap sample interval: a gc.collect() costs 1-2 ms
 _MAX_FILES = const(256)
 _MAX_PATH = const(96)
+_LINE = const(1024)
 _E = const(65537)
 # DER prefix of DigestInfo for SHA-256 (RFC 8017 §9.2 note 1)
 _DIGEST_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
-_TYPES = ("app", "firmware")
+MANIFEST = "app/.m"  # the manifest while installing; an app install renames it into the slot
 
 
 class BundleError(Exception):
@@ -52,29 +62,18 @@ def version_lt(a, b):
     return parse_version(a) < parse_version(b)
 
 
-def running_micropython():
-    v = sys.implementation.version
-    return (v[0], v[1], v[2])
-
-
-def key_modulus(k):
-    # ota.keys entries are {"n": "<hex modulus>"} (e is always 65537) or the bare hex string
-    if isinstance(k, dict):
-        k = k.get("n")
-    if not isinstance(k, str):
-        raise BundleError("ota.keys entry must be {\"n\": hex}")
-    try:
-        return int(k, 16)
-    except ValueError:
-        raise BundleError("ota.keys entry is not hex")
-
-
 def rsa_verify(digest, sig, keys):
-    # PKCS#1 v1.5 / SHA-256: s^e mod n must equal 00 01 FF.. 00 DigestInfo digest
+    # PKCS#1 v1.5 / SHA-256: s^e mod n must equal 00 01 FF.. 00 DigestInfo digest.
+    # ota.keys entries are {"n": "<hex modulus>"} (e is always 65537) or the bare hex string.
     s = int.from_bytes(sig, "big")
     want = b"\x00\x01" + b"\xff" * (_SIG_LEN - 3 - 19 - 32) + b"\x00" + _DIGEST_INFO + digest
     for k in keys:
-        n = key_modulus(k)
+        if isinstance(k, dict):
+            k = k.get("n")
+        try:
+            n = int(k, 16)
+        except (TypeError, ValueError):
+            raise BundleError('ota.keys entry must be {"n": hex}')
         if n >> 2047 != 1 or s >= n:
             continue
         if pow(s, _E, n).to_bytes(_SIG_LEN, "big") == want:
@@ -94,66 +93,20 @@ def check_path(p):
         raise BundleError("bundle may not replace %s" % p)
 
 
-class Source:
-    """Async reader over a stream with readinto(); stops after `limit` bytes when given.
-
-    Optionally hashes what passes (h) and calls sample() every _SAMPLE bytes; one layer, as
-    every extra coroutine per chunk costs throughput."""
-
-    def __init__(self, stream, limit=None, h=None, sample=None):
-        self.stream = stream
-        self.ri = getattr(stream, "readinto", None)
-        self.left = limit
-        self.h = h
-        self.sample = sample
-        self.n = 0
-        self.next = 0
-
-    async def readinto(self, mv):
-        if self.left is not None:
-            if self.left <= 0:
-                return 0
-            if len(mv) > self.left:
-                mv = mv[: self.left]
-        if self.ri is not None:
-            n = await self.ri(mv) or 0
-        else:
-            # microdot hands small bodies over as an AsyncBytesIO, which only has read()
-            b = await self.stream.read(len(mv))
-            n = len(b)
-            mv[:n] = b
-        if self.left is not None:
-            self.left -= n
-        if n and self.h is not None:
-            self.h.update(mv[:n])
-        self.n += n
-        if self.sample is not None and self.n >= self.next:
-            self.next = self.n + _SAMPLE
-            self.sample()
-        return n
-
-
 class FileSource:
-    # Source over a local file, for tests and for installing a bundle already on flash
+    # a bundle already in a file (tests, or a bundle copied onto flash)
     def __init__(self, f):
-        self.f = f
-
-    async def readinto(self, mv):
-        n = self.f.readinto(mv)
-        await asyncio.sleep(0)
-        return n or 0
+        self.readinto = f.readinto
 
 
 class Reader:
-    """Validates and unpacks one bundle from `src` into `sink`.
-
-    sink: begin(manifest), open(path, size), write(mv), close(), commit(), abort(),
-    and tmp_path() -> a scratch file used to hold compressed data before inflating it.
-    Progress: `done` and `total` bytes of the bundle; `stage` names the current step.
-    """
+    """Validates and unpacks one bundle from a source into the sink that make_sink(header)
+    returns: begin(header, nfiles), open(path, size), write(mv), close(), commit(manifest
+    path), abort(). Progress: `done` and `total` bytes of the bundle; `stage` names the step;
+    sample(), when set, is called at the start of the files and every _SAMPLE bytes."""
 
     def __init__(self, keys, allow_unsigned=False, min_version="0.0.0", kind="app",
-                 max_bytes=0x7FFFFFFF, total=0, buf=None, mpath="app/.m"):
+                 max_bytes=0x7FFFFFFF, total=0, buf=None):
         self.keys = keys or []
         self.allow_unsigned = allow_unsigned
         self.min_version = min_version or "0.0.0"
@@ -161,52 +114,93 @@ class Reader:
         self.max_bytes = max_bytes
         self.total = total
         self.done = 0
+        self.mark = _TICK
+        self.next = _SAMPLE
+        self.sample = None
+        self.bio = None
         self.stage = "header"
-        self.manifest = None
-        self.mpath = mpath
-        self.buf = buf if buf is not None else bytearray(_CHUNK)
-        self.mv = memoryview(self.buf)
+        self.mv = memoryview(buf if buf is not None else bytearray(_CHUNK))
 
-    async def _fill(self, src, mv):
+    def _short(self):
+        return BundleError("truncated bundle (%s, %d bytes read)" % (self.stage, self.done))
+
+    async def _tick(self):
+        # the copy loop never waits while the socket has data: let the other tasks run
+        self.mark = self.done + _TICK
+        if self.done >= self.next and self.sample:
+            self.next = self.done + _SAMPLE
+            self.sample()
+        await asyncio.sleep(0)
+
+    async def _fill(self, src, b):
+        # exactly len(b) bytes into b
         got = 0
-        n = len(mv)
-        while got < n:
-            r = await src.readinto(mv[got:])
-            if not r:
-                raise BundleError("truncated bundle (%s, %d bytes read)" % (self.stage, self.done))
-            got += r
-            self.done += r
+        while got < len(b):
+            m = b[got:] if got else b
+            n = src.readinto(m)
+            if n is None:
+                n = await src.wait(m)
+            if not n:
+                raise self._short()
+            got += n
+            self.done += n
+        if self.done >= self.mark:
+            await self._tick()
 
-    async def _pump(self, src, left, out, h=None):
-        # Move `left` bytes from src to out through the fixed buffer, hashing them if asked.
+    async def _pump(self, src, left, out, h):
+        # Move `left` bytes from src to out, hashing them: the hot loop of every install.
         mv = self.mv
+        c = len(mv)
         while left:
-            b = mv[:min(left, _CHUNK)]
-            await self._fill(src, b)
-            if h is not None:
-                h.update(b)
+            b = mv if left >= c else mv[:left]
+            n = src.readinto(b)
+            if n is None:
+                n = await src.wait(b)
+            if not n:
+                raise self._short()
+            if n < len(b):
+                b = b[:n]
+            h.update(b)
             out.write(b)
-            left -= len(b)
+            left -= n
+            self.done += n
+            if self.done >= self.mark:
+                await self._tick()
 
-    async def run(self, src, sink, check=None):
+    async def run(self, src, make_sink, check=None):
+        sink = None
         try:
-            man = await self._head(src)
+            man, nfiles = await self._head(src)
             self.stage = "files"
-            sink.begin(man)
-            for ent in man["files"]:
-                await self._file(src, sink, ent, man.get("wbits", 10))
+            if self.sample:
+                self.sample()
+            sink = make_sink(man)
+            sink.begin(man, nfiles)
+            with open(MANIFEST) as f:
+                f.readline(_LINE)
+                self.comma = None
+                while True:
+                    ent = self._entry(f)
+                    if ent is None:
+                        break
+                    await self._file(src, sink, ent, man.get("wbits", 10))
             self.stage = "trailer"
-            if await src.readinto(self.mv[:1]):
+            b = self.mv[:1]
+            n = src.readinto(b)
+            if n is None:
+                n = await src.wait(b)
+            if n:
                 raise BundleError("trailing data after the last file")
             self.stage = "commit"
             if check:
                 check()
-            sink.commit()
+            sink.commit(MANIFEST)
             self.stage = "done"
             return man
         except BaseException as e:
             try:
-                sink.abort()
+                if sink is not None:
+                    sink.abort()
             except Exception:
                 pass
             if isinstance(e, (BundleError, asyncio.CancelledError)):
@@ -214,13 +208,18 @@ class Reader:
             if isinstance(e, OSError):
                 raise BundleError("I/O error during %s: %s" % (self.stage, e))
             raise BundleError("%s during %s: %s" % (type(e).__name__, self.stage, e))
+        finally:
+            try:
+                os.remove(MANIFEST)
+            except OSError:
+                pass
 
     async def _head(self, src):
         mv = self.mv
         await self._fill(src, mv[:_HDR])
         if bytes(mv[:4]) != b"PRCH":
             raise BundleError("not a Perch bundle (bad magic)")
-        if mv[4] != 1:
+        if mv[4] != _FORMAT:
             raise BundleError("unsupported bundle format %d" % mv[4])
         mlen = (mv[6] << 8) | mv[7]
         slen = (mv[8] << 8) | mv[9]
@@ -229,10 +228,10 @@ class Reader:
         if slen not in (0, _SIG_LEN):
             raise BundleError("signature length %d is not 0 or 256" % slen)
         self.stage = "manifest"
-        # The manifest goes through the fixed buffer to a scratch file, not into one
-        # manifest-sized block: a long-running board's heap has few large free blocks.
+        # The manifest goes through the fixed buffer to flash, and is read back a line at a
+        # time: never whole in RAM, however many files it lists.
         h = hashlib.sha256()
-        with open(self.mpath, "wb") as f:
+        with open(MANIFEST, "wb") as f:
             await self._pump(src, mlen, f, h)
         digest = h.digest()
         self.stage = "signature"
@@ -246,25 +245,67 @@ class Reader:
         elif not self.allow_unsigned:
             raise BundleError("unsigned bundle refused (ota.allow_unsigned is off)")
         self.stage = "manifest"
+        with open(MANIFEST) as f:
+            line = f.readline(_LINE)
+            if not line.endswith('"files":[\n'):
+                raise BundleError("manifest layout: the first line must end with \"files\":[")
+            man = self._json(line[:-1] + "]}")
+            self._check(man)
+            # every entry is checked before anything is written
+            self.comma = None
+            n = total = 0
+            last = ""
+            while True:
+                ent = self._entry(f)
+                if ent is None:
+                    break
+                p = ent["path"]
+                if p <= last:
+                    raise BundleError("duplicate or unsorted path %s" % p)
+                last = p
+                n += 1
+                total += ent["size"]
+            if f.read(1) or not 0 < n <= _MAX_FILES:
+                raise BundleError("manifest file list is empty, too long or not last")
+        if total > self.max_bytes:
+            raise BundleError("bundle too large: %d bytes, %d available" % (total, self.max_bytes))
+        return man, n
+
+    def _json(self, s):
         try:
-            with open(self.mpath) as f:
-                man = json.load(f)
+            d = json.loads(s)
         except ValueError:
+            d = None
+        if not isinstance(d, dict):
             raise BundleError("manifest is not valid JSON")
-        finally:
-            try:
-                os.remove(self.mpath)
-            except OSError:
-                pass
-        self._check(man)
-        self.manifest = man
-        return man
+        return d
+
+    def _entry(self, f):
+        # The next file entry, one JSON object per line, or None at the closing "]}".
+        # self.comma: whether the previous entry ended in a comma (None before the first)
+        s = f.readline(_LINE).rstrip()
+        if self.comma if s == "]}" else self.comma is False:
+            raise BundleError("manifest is not valid JSON")
+        if s == "]}":
+            return None
+        self.comma = s.endswith(",")
+        ent = self._json(s[:-1] if self.comma else s)
+        p = ent.get("path")
+        check_path(p)
+        size = ent.get("size")
+        z = ent.get("zsize", 0)
+        if not isinstance(size, int) or not isinstance(z, int) or size < 0 or z < 0:
+            raise BundleError("bad size for %s" % p)
+        sha = ent.get("sha256")
+        if not isinstance(sha, str) or len(sha) != 64:
+            raise BundleError("bad sha256 for %s" % p)
+        return ent
 
     def _check(self, man):
-        if not isinstance(man, dict) or man.get("format") != 1:
-            raise BundleError("manifest format is not 1")
+        if man.get("format") != _FORMAT:
+            raise BundleError("manifest format is not %d" % _FORMAT)
         t = man.get("type")
-        if t not in _TYPES:
+        if t not in ("app", "firmware"):
             raise BundleError("unknown bundle type %r" % (t,))
         if self.kind and t != self.kind:
             raise BundleError("wrong bundle type: %s, expected %s" % (t, self.kind))
@@ -272,70 +313,161 @@ class Reader:
         if version_lt(ver, self.min_version):
             raise BundleError("version %s is below ota.min_version %s" % (ver, self.min_version))
         mp = man.get("micropython", "0.0.0")
-        if parse_version(mp)[:3] > running_micropython():
-            raise BundleError("needs MicroPython %s, this is %d.%d.%d"
-                              % ((mp,) + running_micropython()))
+        have = sys.implementation.version[:3]
+        if parse_version(mp)[:3] > have:
+            raise BundleError("needs MicroPython %s, this is %d.%d.%d" % ((mp,) + have))
         w = man.get("wbits", 10)
         if not isinstance(w, int) or not 8 <= w <= 12:
             raise BundleError("deflate window wbits=%r out of range 8..12" % (w,))
-        files = man.get("files")
-        if not isinstance(files, list) or not files or len(files) > _MAX_FILES:
-            raise BundleError("manifest file list is empty or too long")
-        total = 0
-        seen = set()
-        for ent in files:
-            if not isinstance(ent, dict):
-                raise BundleError("bad file entry")
-            p = ent.get("path")
-            check_path(p)
-            if p in seen:
-                raise BundleError("duplicate path %s" % p)
-            seen.add(p)
-            size = ent.get("size")
-            z = ent.get("zsize", size)
-            if not isinstance(size, int) or not isinstance(z, int) or size < 0 or z < 0:
-                raise BundleError("bad size for %s" % p)
-            sha = ent.get("sha256")
-            if not isinstance(sha, str) or len(sha) != 64:
-                raise BundleError("bad sha256 for %s" % p)
-            total += size + z
-        if total > self.max_bytes:
-            raise BundleError("bundle too large: %d bytes, %d available" % (total, self.max_bytes))
 
     async def _file(self, src, sink, ent, wbits):
         p = ent["path"]
         self.stage = "file " + p
-        size = ent["size"]
-        h = hashlib.sha256()
-        mv = self.mv
+        left = ent["size"]
         z = ent.get("zsize")
-        sink.open(p, size)
+        h = hashlib.sha256()
+        sink.open(p, left)
         if z is None:
-            await self._pump(src, size, sink, h)
+            await self._pump(src, left, sink, h)
         else:
-            # DeflateIO pulls from a blocking stream, so park the compressed bytes on flash
-            # first (async from the network), then inflate from there in fixed chunks.
-            tmp = sink.tmp_path()
-            with open(tmp, "wb") as f:
-                await self._pump(src, z, f)
-            out = 0
-            with open(tmp, "rb") as f:
-                d = deflate.DeflateIO(f, deflate.RAW, wbits)
-                while True:
-                    try:
-                        n = d.readinto(mv)
-                    except (OSError, ValueError):
-                        raise BundleError("corrupt compressed data in %s" % p)
-                    if not n:
-                        break
-                    out += n
-                    if out > size:
-                        raise BundleError("%s inflates beyond its size %d" % (p, size))
-                    h.update(mv[:n])
-                    sink.write(mv[:n])
-                    await asyncio.sleep(0)
-            if out != size:
-                raise BundleError("%s: size %d, manifest says %d" % (p, out, size))
+            await self._inflate(src, left, z, sink, h, wbits)
         if h.digest().hex() != ent["sha256"]:
             raise BundleError("sha256 mismatch in %s" % p)
         sink.close()
+
+    async def _inflate(self, src, left, z, out, h, wbits):
+        # Each block is a length (u16 BE) and a raw deflate stream of up to _BLOCK bytes:
+        # it is read whole into a small BytesIO and inflated from there, as DeflateIO can
+        # only pull from a blocking stream and reads it one byte per call.
+        mv = self.mv
+        c = len(mv)
+        bio = self.bio
+        if bio is None:
+            bio = self.bio = io.BytesIO(_ZMAX)
+        bad = BundleError("corrupt compressed data in %s" % self.stage[5:])
+        while left:
+            await self._fill(src, mv[:2])
+            zl = mv[0] << 8 | mv[1]
+            z -= zl + 2
+            if zl > _ZMAX or z < 0:
+                raise bad
+            bio.seek(0)
+            while zl:
+                k = min(zl, c)
+                await self._fill(src, mv[:k])
+                bio.write(mv[:k])
+                zl -= k
+            bio.seek(0)
+            d = deflate.DeflateIO(bio, deflate.RAW, wbits)
+            k = min(left, _BLOCK)
+            left -= k
+            while k:
+                b = mv[:min(k, c)]
+                try:
+                    n = d.readinto(b)
+                except (OSError, ValueError, EOFError):
+                    n = 0
+                if n != len(b):
+                    raise bad
+                h.update(b)
+                out.write(b)
+                k -= n
+        if z:
+            raise bad
+
+
+# ---------------------------------------------------------------- writing an app slot
+
+STAGING = "app/.new"
+
+
+def rmtree(path):
+    try:
+        entries = list(os.ilistdir(path))
+    except OSError:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return
+    for e in entries:
+        p = path + "/" + e[0]
+        if e[1] == 0x4000:
+            rmtree(p)
+        else:
+            os.remove(p)
+    os.rmdir(path)
+
+
+def makedirs(path):
+    cur = ""
+    for part in path.split("/"):
+        cur = cur + "/" + part if cur else part
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass  # there already (a file in the way fails at open)
+
+
+def free_bytes():
+    try:
+        s = os.statvfs(".")
+        return max(0, s[0] * s[4] - 16384)  # keep a margin for the state and config files
+    except (OSError, AttributeError):
+        return 0x7FFFFFFF
+
+
+class SlotSink:
+    """Writes an app bundle into the inactive slot (slots.py has the power-cut invariants)."""
+
+    def __init__(self):
+        self.f = None
+
+    def begin(self, man, nfiles):
+        from perch import slots
+
+        self.active = slots.load()["active"]
+        rmtree(STAGING)
+        makedirs(STAGING)
+
+    def open(self, path, size):
+        d = path.rpartition("/")[0]
+        if d:
+            makedirs(STAGING + "/" + d)
+        self.f = open(STAGING + "/" + path, "wb")
+        self.write = self.f.write
+
+    def close(self):
+        f = self.f
+        self.f = None
+        if f is not None:
+            f.close()
+
+    def abort(self):
+        self.close()
+        rmtree(STAGING)
+
+    def commit(self, mpath):
+        from perch import slots
+
+        # manifest.json last, by rename: a slot without it is incomplete and never booted
+        os.rename(mpath, STAGING + "/manifest.json")
+        st = slots.load()
+        if st["active"] != self.active:
+            raise OSError("active slot changed during install")
+        dst = "app/" + ("b" if st["active"] == "a" else "a")
+        # unmark the old slot first: a power cut halfway through deleting it must not leave
+        # a slot that still looks complete to boot.py or to a rollback
+        try:
+            os.remove(dst + "/manifest.json")
+        except OSError:
+            pass
+        rmtree(dst)
+        os.rename(STAGING, dst)
+        st["previous"] = st["active"]
+        st["active"] = dst[-1]
+        st["trial"] = True
+        st["tries"] = 0
+        st["crashes"] = 0
+        st["reason"] = None
+        slots.save(st)

@@ -54,21 +54,18 @@ class PartitionSink:
         self.fill = 0
         self.block = 0
 
-    def tmp_path(self):
-        return "app/.z"
-
-    def begin(self, manifest):
-        files = manifest["files"]
-        if len(files) != 1 or files[0]["path"] != _NAME:
+    def begin(self, manifest, nfiles):
+        if nfiles != 1:
             raise BundleError("firmware bundle must hold exactly %s" % _NAME)
-        if files[0]["size"] > self.size:
-            raise BundleError("image is %d bytes, partition %s holds %d"
-                              % (files[0]["size"], hw.partition_label(self.part), self.size))
         self.version = manifest["version"]
 
     def open(self, path, size):
-        self.fill = 0
-        self.block = 0
+        # checked before the first block is written
+        if path != _NAME:
+            raise BundleError("firmware bundle must hold exactly %s" % _NAME)
+        if size > self.size:
+            raise BundleError("image is %d bytes, partition %s holds %d"
+                              % (size, hw.partition_label(self.part), self.size))
 
     def write(self, mv):
         i = 0
@@ -96,7 +93,7 @@ class PartitionSink:
     def abort(self):
         pass  # the partition is not selected, so a half-written image is never booted
 
-    def commit(self):
+    def commit(self, mpath):
         self.part.readblocks(0, self.buf)
         desc = check_image(self.buf)
         label = hw.partition_label(self.part)

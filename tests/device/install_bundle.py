@@ -11,10 +11,10 @@ from perch import bundle, slots
 async def main(path, cfg):
     r = bundle.Reader(cfg.get("keys"), cfg.get("allow_unsigned", False),
                       cfg.get("min_version", "0.0.0"), cfg.get("kind", "app"),
-                      slots.free_bytes())
+                      bundle.free_bytes())
     with open(path, "rb") as f:
         try:
-            man = await r.run(bundle.FileSource(f), slots.SlotSink())
+            man = await r.run(bundle.FileSource(f), lambda man: bundle.SlotSink())
             res = {"ok": True, "version": man["version"]}
         except bundle.BundleError as e:
             res = {"ok": False, "error": str(e)}
