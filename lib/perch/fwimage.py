@@ -7,7 +7,7 @@ import os
 
 from micropython import const
 
-from perch import hw
+from perch import hw, slots
 from perch.bundle import BundleError
 from perch.config import write_atomic
 
@@ -100,3 +100,30 @@ class PartitionSink:
         write_atomic(PENDING, json.dumps({"version": self.version, "label": label, "desc": desc,
                                           "from": hw.partition_label(self.running)}))
         self.part.set_boot()
+
+
+# ---------------------------------------------------------------- boots of a new image
+
+
+def boot(o, st):
+    fw = pending()
+    try:
+        running = hw.partition_label(hw.ota_partitions()[0])
+    except (OSError, ValueError):
+        running = None
+    if fw and running == fw.get("label"):
+        o.fw_trial = fw  # first boots of a new image: confirm it or the bootloader reverts
+        return
+    clear_pending()
+    if fw:
+        st["reason"] = o.reason = ("firmware %s was not confirmed; the bootloader went "
+                                   "back to %s" % (fw.get("version"), running))
+        slots.save(st)
+
+
+def confirmed(o):
+    from perch.ota import LOG
+
+    clear_pending()
+    LOG.info("firmware image confirmed", version=o.fw_trial.get("version"))
+    o.fw_trial = None

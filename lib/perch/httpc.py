@@ -8,8 +8,8 @@ import time
 
 from micropython import const
 
-from perch import bundle
-from perch.ota_install import fail, installed, reader, sink
+from perch import bundle, hw, slots
+from perch.ota_install import begin, check, fail, installed, reader, sink
 
 _MAX_REDIRECTS = const(5)
 _MAX_HEADER = const(512)
@@ -157,18 +157,13 @@ class Download:
     """A bundle source (see bundle.py) over an HTTP download that resumes with Range when the
     link drops; hashes what passes when h is given."""
 
-    def __init__(self, url, h=None, tries=3):
-        self.url = url
-        self.resp = None
+    def __init__(self, resp, h=None):
+        self.resp = resp
+        self.url = resp.url
+        self.total = resp.length
         self.got = 0
-        self.total = None
         self.h = h
-        self.tries = tries
-
-    async def start(self):
-        self.resp = await get(self.url)
-        self.url = self.resp.url
-        self.total = self.resp.length
+        self.tries = 3
 
     def readinto(self, mv):
         # what the socket has now; an end or an error is left to wait(), which resumes
@@ -205,11 +200,6 @@ class Download:
             self.resp = await get(self.url, self.got)
             if self.resp.status != 206:
                 raise HTTPError("server ignored Range; cannot resume")
-
-    def close(self):
-        if self.resp:
-            self.resp.close()
-
 
 async def fetch(url, limit):
     """A small whole document (index.json), at most `limit` bytes."""
@@ -302,9 +292,9 @@ async def install_url(o, url, expect=None):
     """Download and install; `expect` is the index entry (size and sha256 checked too)."""
     expect = expect or {}
     want = expect.get("sha256")
-    dl = Download(url, hashlib.sha256() if want else None)
+    dl = None
     try:
-        await dl.start()
+        dl = Download(await get(url), hashlib.sha256() if want else None)
         r = reader(o, dl.total or expect.get("size") or 0)
 
         def check():
@@ -319,5 +309,63 @@ async def install_url(o, url, expect=None):
         fail(o, str(e))
         return
     finally:
-        dl.close()
+        if dl:
+            dl.resp.close()
     installed(o, man)
+
+
+async def describe(o):
+    rels = await releases(o)
+    doc = o.status()
+    floor = o.ctx.cfg["ota.min_version"]
+    cur = o.ctx.version
+    avail = []
+    for r in rels:
+        v = r["version"]
+        app = r.get("type", "app") == "app"
+        # firmware images have their own version line: no current/downgrade against the app
+        avail.append({"version": v, "type": "app" if app else "firmware",
+                      "size": r.get("size"), "date": r.get("date"),
+                      "notes": r.get("notes"), "current": app and v == cur,
+                      "downgrade": app and bundle.version_lt(v, cur),
+                      "allowed": not app or not bundle.version_lt(v, floor)})
+    try:
+        run, nxt = hw.ota_partitions()
+        doc["firmware"] = {"running": hw.partition_label(run),
+                           "next": hw.partition_label(nxt)}
+    except (OSError, ValueError):
+        doc["firmware"] = None
+    doc.update({"current": cur, "previous": slots.slot_version(slots.load()["previous"]),
+                "available": avail, "index_error": o.index_error,
+                "min_version": floor, "server": o.ctx.cfg["ota.server"],
+                "peak_alloc": o.peak_alloc})
+    return doc
+
+
+async def install(o, v, url):
+    # from the update server's list (by version) or from any URL; the download runs as a task
+    if isinstance(v, str):
+        bundle.parse_version(v)
+        check(o, v)
+        begin(o, v, "downloading")
+        try:
+            rel = await resolve(o, v)
+        except Exception as e:
+            fail(o, str(e))
+            raise
+        url = join(o.ctx.cfg["ota.server"].rstrip("/") + "/index.json", rel["file"])
+    elif isinstance(url, str):
+        check(o)
+        split_url(url)
+        begin(o, url, "downloading")
+        rel = None
+    else:
+        raise ValueError('body needs "version" or "url"')
+
+    async def job():
+        try:
+            await install_url(o, url, rel)
+        except Exception as e:
+            fail(o, "%s: %s" % (type(e).__name__, e))
+
+    o.task = asyncio.create_task(job())

@@ -11,7 +11,7 @@ from micropython import const
 from perch import hw, log, slots
 
 _HEALTHY_AGAIN_S = const(60)
-_LAZY = ("ota_install", "ota_page", "bundle", "httpc", "fwimage")
+_LAZY = ("ota_install", "ota_page", "bundle", "unpack", "httpc", "fwimage")
 BUSY = ("downloading", "installing", "rebooting")
 
 LOG = log.Logger("ota")
@@ -49,7 +49,9 @@ class OTA:
         self.reason = st["reason"]
         self.fw_trial = None
         if slots.exists("app/firmware.json"):
-            work().firmware_boot(self, st)
+            from perch import fwimage
+
+            fwimage.boot(self, st)
         self.confirmed = not self.trial and not self.fw_trial
 
     def status(self):
@@ -101,7 +103,9 @@ async def _confirm(o):
         LOG.info("version confirmed", version=ctx.version)
     hw.mark_app_valid()
     if o.fw_trial:
-        work().fw_confirmed(o)
+        from perch import fwimage
+
+        fwimage.confirmed(o)
         drop(o)
     o.confirmed = True
     # a confirmed version that stays up is not in a boot loop: clear its crash count

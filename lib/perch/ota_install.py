@@ -1,12 +1,11 @@
 # The work behind OTA's routes and MQTT commands, loaded per use and dropped after (ota.drop):
-# the status document, uploads, the start of server installs (httpc does the downloads and the
-# version list), rollback, and the firmware page's forms (the HTML is in ota_page).
-import asyncio
+# uploads, rollback and the firmware page's forms. The version list and installs from the
+# update server are in httpc, the page's HTML in ota_page, firmware images in fwimage.
 import gc
 
 from microdot import Response
 
-from perch import bundle, hw, slots
+from perch import bundle, slots
 from perch.httpguard import _Replay
 from perch.ota import BUSY, LOG
 from perch.pages import html
@@ -41,7 +40,7 @@ async def handle(o, req, p):
     if p == "api/ota/install":
         try:
             doc = body_json(req)
-            await _install(o, doc.get("version"), doc.get("url"))
+            await _httpc().install(o, doc.get("version"), doc.get("url"))
         except LookupError as e:
             return json_error(404, str(e))
         except Exception as e:
@@ -59,7 +58,7 @@ async def handle(o, req, p):
             v = form.get("version") or ""
             if bundle.version_lt(v, o.ctx.version) and not form.get("confirm"):
                 return html(_ota_page().confirm_page(o.ctx, v))
-            await _install(o, v, None)
+            await _httpc().install(o, v, None)
         elif p == "firmware/rollback":
             rollback(o, "manual rollback from %s" % o.ctx.version)
         else:
@@ -78,37 +77,14 @@ async def command(o, doc):
         return {"to": slots.slot_version(st["active"])}, lambda: o.ctx.reboot(500)
     v = doc.get("version")
     url = doc.get("url")
-    await _install(o, v, url)
+    await _httpc().install(o, v, url)
     return {"state": o.state, "version": v} if isinstance(v, str) else {"state": o.state,
                                                                           "url": url}
 
 
 async def describe(o):
-    doc = o.status()
-    rels = await _httpc().releases(o)
-    floor = o.ctx.cfg["ota.min_version"]
-    cur = o.ctx.version
-    avail = []
-    for r in rels:
-        v = r["version"]
-        app = r.get("type", "app") == "app"
-        # firmware images have their own version line: no current/downgrade against the app
-        avail.append({"version": v, "type": "app" if app else "firmware",
-                      "size": r.get("size"), "date": r.get("date"),
-                      "notes": r.get("notes"), "current": app and v == cur,
-                      "downgrade": app and bundle.version_lt(v, cur),
-                      "allowed": not app or not bundle.version_lt(v, floor)})
-    try:
-        run, nxt = hw.ota_partitions()
-        doc["firmware"] = {"running": hw.partition_label(run),
-                           "next": hw.partition_label(nxt)}
-    except (OSError, ValueError):
-        doc["firmware"] = None
-    doc.update({"current": cur, "previous": slots.slot_version(slots.load()["previous"]),
-                "available": avail, "index_error": o.index_error,
-                "min_version": floor, "server": o.ctx.cfg["ota.server"],
-                "peak_alloc": o.peak_alloc})
-    return doc
+    # the status document of GET /api/ota (and the firmware page): mostly the version list
+    return await _httpc().describe(o)
 
 
 def check(o, version=None):
@@ -158,6 +134,8 @@ def _sample(o):
 def reader(o, total):
     # App and firmware bundles share the pipeline; the manifest's type picks the sink. The
     # buffer is taken after a collection, smaller if a fragmented heap has no 2 KB block.
+    from perch import unpack
+
     gc.collect()
     _sample(o)
     cfg = o.ctx.cfg
@@ -168,8 +146,8 @@ def reader(o, total):
             break
         except MemoryError:
             pass
-    r = bundle.Reader(cfg["ota.keys"], cfg["ota.allow_unsigned"], cfg["ota.min_version"],
-                      None, bundle.free_bytes(), total, buf)
+    r = unpack.Reader(cfg["ota.keys"], cfg["ota.allow_unsigned"], cfg["ota.min_version"],
+                      None, unpack.free_bytes(), total, buf)
     r.sample = lambda: _sample(o)
     o.reader = r
     return r
@@ -180,37 +158,9 @@ def sink(man):
         from perch import fwimage
 
         return fwimage.PartitionSink()
-    return bundle.SlotSink()
+    from perch import unpack
 
-
-async def _install(o, v, url):
-    # from the update server's list (by version) or from any URL; the download runs as a task
-    if isinstance(v, str):
-        bundle.parse_version(v)
-        check(o, v)
-        begin(o, v, "downloading")
-        try:
-            rel = await _httpc().resolve(o, v)
-        except Exception as e:
-            fail(o, str(e))
-            raise
-        url = _httpc().join(o.ctx.cfg["ota.server"].rstrip("/") + "/index.json", rel["file"])
-    elif isinstance(url, str):
-        check(o)
-        _httpc().split_url(url)
-        begin(o, url, "downloading")
-        rel = None
-    else:
-        raise ValueError('body needs "version" or "url"')
-    h = _httpc()
-
-    async def job():
-        try:
-            await h.install_url(o, url, rel)
-        except Exception as e:
-            fail(o, "%s: %s" % (type(e).__name__, e))
-
-    o.task = asyncio.create_task(job())
+    return unpack.SlotSink()
 
 
 async def _upload(o, req):
@@ -267,29 +217,3 @@ def rollback(o, why, reboot=True):
     if reboot:
         o.ctx.reboot(500)
     return st
-
-
-def firmware_boot(o, st):
-    from perch import fwimage
-
-    fw = fwimage.pending()
-    try:
-        running = hw.partition_label(hw.ota_partitions()[0])
-    except (OSError, ValueError):
-        running = None
-    if fw and running == fw.get("label"):
-        o.fw_trial = fw  # first boots of a new image: confirm it or the bootloader reverts
-        return
-    fwimage.clear_pending()
-    if fw:
-        st["reason"] = o.reason = ("firmware %s was not confirmed; the bootloader went "
-                                   "back to %s" % (fw.get("version"), running))
-        slots.save(st)
-
-
-def fw_confirmed(o):
-    from perch import fwimage
-
-    fwimage.clear_pending()
-    LOG.info("firmware image confirmed", version=o.fw_trial.get("version"))
-    o.fw_trial = None
