@@ -2,6 +2,7 @@
 # uploads, rollback and the firmware page's forms. The version list and installs from the
 # update server are in httpc, the page's HTML in ota_page, firmware images in fwimage.
 import gc
+import io
 
 from microdot import Response
 
@@ -132,13 +133,12 @@ def _sample(o):
 
 
 def reader(o, total):
-    # App and firmware bundles share the pipeline; the manifest's type picks the sink. The
-    # buffer is taken after a collection, smaller if a fragmented heap has no 2 KB block.
-    from perch import unpack
-
+    # App and firmware bundles share the pipeline; the manifest's type picks the sink. The two
+    # 2 KB blocks are taken first, after a collection, while the heap still has such blocks;
+    # the code loads after, into smaller holes. The buffer may be smaller in a fragmented heap.
     gc.collect()
     _sample(o)
-    cfg = o.ctx.cfg
+    bio = io.BytesIO(2112)  # one compressed block (unpack._ZMAX)
     buf = None
     for n in (2048, 1024, 512):
         try:
@@ -146,8 +146,12 @@ def reader(o, total):
             break
         except MemoryError:
             pass
+    from perch import unpack
+
+    cfg = o.ctx.cfg
     r = unpack.Reader(cfg["ota.keys"], cfg["ota.allow_unsigned"], cfg["ota.min_version"],
                       None, unpack.free_bytes(), total, buf)
+    r.bio = bio
     r.sample = lambda: _sample(o)
     o.reader = r
     return r
