@@ -66,6 +66,7 @@ def test_logs_since_sequence(board):
     later = b.get("/api/logs", params={"since": doc["last"]}).json()
     assert all(x["seq"] > doc["last"] for x in later["lines"])
     assert b.get("/api/logs", params={"since": "x"}).status_code == 400
+    assert b.get("/api/reboot").status_code == 405 and b.post("/api/status").status_code == 405
 
 
 def test_pages_are_served(board):

@@ -33,3 +33,18 @@ def test_forwarders_get_warnings_and_a_broken_one_is_contained(mpy):
             "log.forwarders.append(lambda no, line: 1 / 0)\n"
             "l = log.Logger('t')\nl.info('quiet')\nl.error('loud')\nprint(len(got))")
     assert r.lines()[-1] == "1"
+
+
+def test_ring_pool_keeps_whole_recent_lines_of_any_length(mpy):
+    # The ring is a fixed pool of bytes: long lines push out more old ones, but what it
+    # returns is always the newest lines, whole (cut at 1 KB on a UTF-8 boundary).
+    r = mpy("import json\nfrom perch import log\nl = log.Logger('t')\nsizes = []\n"
+            "for i in range(300):\n    n = (i * 37) % 1500\n"
+            "    l.info('m%d' % i, v='é' * n)\n    sizes.append(n)\n"
+            "print(json.dumps([[k, len(s.encode()), s.split(' ')[3]] for k, s in log.since(0)]))",
+            )
+    got = r.json()
+    assert got and got[-1][0] == 300 and len(got) <= 64
+    assert [k for k, _, _ in got] == list(range(got[0][0], 301))
+    assert all(m == "m%d" % (k - 1) for k, _, m in got)
+    assert all(n <= 1024 for _, n, _ in got) and sum(n for _, n, _ in got) <= 4096

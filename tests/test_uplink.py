@@ -11,7 +11,8 @@ from mqtt_helpers import Sub
 
 PRELUDE = """
 import asyncio, json, time
-from perch.uplink import Uplink, UplinkError, parse_url, public_url
+from perch.uplink import Uplink, UplinkError
+from perch.brokerurl import parse_url, public_url
 def done(x):
     print(json.dumps(x))
 """

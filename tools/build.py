@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -38,14 +39,63 @@ def sources(version):
             if rel == "perch/version.py":
                 data = b'VERSION = "%s"\n' % version.encode()
             out.append((rel, data))
-    # Static assets become bytes constants, so they load like code, frozen or not.
-    css = gzip.compress((LIB / "perch" / "style.css").read_bytes(), 9, mtime=0)
-    out.append(("perch/assets.py", b"CSS_GZ = %r\n" % css))
     return out
 
 
+def assets():
+    """[(path, bytes)]: page files the slot carries next to the .mpy files, read from flash in
+    small pieces at request time, so neither markup nor stylesheet sits in RAM."""
+    css = gzip.compress((LIB / "perch" / "style.css").read_bytes(), 9, mtime=0)
+    return [("perch/pages.bin", compile_pages()), ("perch/style.css.gz", css)]
+
+
+_BLOCK = re.compile(r"<!--#(\w+)([^>]*?)-->")
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+
+def compile_pages(src=LIB / "perch" / "pages.html", code=LIB / "perch"):
+    """pages.html -> pages.bin, read by pages.stream(): the u16 LE offset of each block, then
+    the blocks. A block is its text cut at the slots: u16 LE length of the first piece, the
+    piece, then after each piece the slot's number (255: end of block) and the next length.
+    Checks that the _B_NAME = const(n) of every module in `code` name block n."""
+    text = re.sub(r"<!--(?!#).*?-->", "", src.read_text(), flags=re.S)
+    parts = _BLOCK.split(text)[1:]
+    names, blocks = [], []
+    for i in range(0, len(parts), 3):
+        name, slots, body = parts[i], parts[i + 1].split(), parts[i + 2]
+        out = ""
+        for line in body.strip().splitlines():
+            line = line.strip()
+            if line:
+                glue = "" if not out or out.endswith(">") or line.startswith("<") else " "
+                out += glue + line
+        used = set(_SLOT.findall(out))
+        if used != set(slots) or len(slots) > 255:
+            raise bundle.BundleError("pages.html block %s: slots %s, used %s"
+                                     % (name, slots, sorted(used)))
+        cut = _SLOT.split(out)  # piece, slot, piece, slot, ..., piece
+        data = len(cut[0].encode()).to_bytes(2, "little") + cut[0].encode()
+        for k in range(1, len(cut), 2):
+            piece = cut[k + 1].encode()
+            data += bytes([slots.index(cut[k])]) + len(piece).to_bytes(2, "little") + piece
+        names.append(name)
+        blocks.append(data + b"\xff\0\0")
+    for py in sorted(code.glob("*.py")):
+        for name, n in re.findall(r"^_B_(\w+) = const\((\d+)\)", py.read_text(), re.M):
+            if name.lower() not in names or names.index(name.lower()) != int(n):
+                raise bundle.BundleError("%s: _B_%s = const(%s) is not block %s of pages.html"
+                                         % (py.name, name, n, name.lower()))
+    offs = [2 * len(blocks)]
+    for b in blocks[:-1]:
+        offs.append(offs[-1] + len(b))
+    if offs[-1] + len(blocks[-1]) > 0xFFFF:
+        raise bundle.BundleError("pages.bin is over 64 KB")
+    return b"".join(o.to_bytes(2, "little") for o in offs) + b"".join(blocks)
+
+
 def compile_tree(version):
-    """Compile every source with mpy-cross; return [(path, .mpy bytes)] in a stable order."""
+    """Compile every source with mpy-cross; return [(path, bytes)] of the .mpy files and the
+    page assets, in a stable order."""
     files = []
     # A private work folder: test workers and the bench build at the same time.
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
@@ -62,7 +112,7 @@ def compile_tree(version):
             if r.returncode:
                 raise bundle.BundleError("mpy-cross failed on %s:\n%s" % (rel, r.stderr.strip()))
             files.append((mpy.relative_to(tmp / "out").as_posix(), mpy.read_bytes()))
-    return files
+    return assets() + files
 
 
 def build(version=None, sign=None, out_dir=None):

@@ -6,12 +6,12 @@ import time
 
 from micropython import const
 
-from perch import hw, log, slots
-from perch.config import Config
+from perch import hw, log
+from perch.config import Config, lazy
 from perch.version import VERSION
 
 # Feature modules, imported at start; each has setup(ctx). A missing or broken one is logged
-# and skipped so that the web page (and with it OTA and rollback) keeps working.
+# and skipped, so that the web page (and with it OTA and rollback) keeps working.
 FEATURES = ("auth", "wifi", "portal", "telemetry", "ota")
 
 _TICK_MS = const(20)
@@ -30,13 +30,17 @@ class Context:
         log.set_level(self.cfg["log.level"])
         self.device_id = hw.device_id()
         self.version = VERSION
-        # Read once: only an OTA changes it, and the OTA worker updates it then.
-        self.previous_version = slots.slot_version(slots.load()["previous"])
+        # Read once, with the slot code loaded for that only: a new previous version
+        # only comes with an OTA, and that reboots.
+        s = lazy("slots")
+        self.previous_version = s.slot_version(s.load()["previous"])
         self.web = None
         self.status = {}
         self.health = {}
         self.commands = {}
-        self.mem = None
+        # gc.mem_free() walks the whole heap: the watch loop refreshes this once a second
+        # for the status requests to read.
+        self.mem = {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
         self.stall_max_ms = 0
         self.stall_window_ms = 0
         self.started = False
@@ -62,11 +66,7 @@ class Context:
             "previous_version": self.previous_version,
             "uptime_s": self.uptime_s(),
             "mode": "sta",
-            "wifi": {"ssid": None, "rssi": None, "ip": None},
-            "mqtt": {"state": "disabled", "broker": None, "queued": 0, "sent": 0,
-                     "dropped": 0, "last_error": None},
-            "mem": self.mem or self.measure_mem(),
-            "ota": {"state": "idle", "progress": 0, "last_error": None},
+            "mem": self.mem,
             "loop": {"max_stall_ms": self.stall_max_ms},
         }
         for name, fn in self.status.items():
@@ -74,16 +74,20 @@ class Context:
                 doc[name] = fn()
             except Exception as e:
                 _log.exc(e, "status provider failed", provider=name)
+        # What a feature that is not running reports.
+        if "wifi" not in doc:
+            doc["wifi"] = {"ssid": None, "rssi": None, "ip": None}
+        if "mqtt" not in doc:
+            doc["mqtt"] = {"state": "disabled", "broker": None, "queued": 0, "sent": 0,
+                           "dropped": 0, "last_error": None}
+        if "ota" not in doc:
+            doc["ota"] = {"state": "idle", "progress": 0, "last_error": None}
         return doc
 
     def measure_mem(self):
-        # gc.mem_free() walks the whole heap, so status requests read a figure that the
-        # watch loop refreshes every second instead.
-        self.mem = {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
-        return self.mem
-
-    def healthy(self):
-        return self.started and all(fn() for fn in self.health.values())
+        m = self.mem
+        m["free"] = gc.mem_free()
+        m["alloc"] = gc.mem_alloc()
 
 
 async def _watch_loop(ctx):
@@ -106,15 +110,16 @@ async def _watch_loop(ctx):
             ctx.stall_window_ms = late
 
 
-def _setup_features(ctx):
-    import perch
+async def run(ctx):
+    from perch import web
 
+    app = ctx.web = web.create(ctx)
     for name in FEATURES:
         # Loading code needs contiguous blocks: collect first, so that each module lands in
         # one compact run of the heap rather than in the gaps the previous one left.
         gc.collect()
         try:
-            __import__("perch." + name)
+            m = __import__("perch." + name, None, None, (name,))
         except ImportError as e:
             _log.warning("feature not available", feature=name, error=str(e))
             continue
@@ -122,38 +127,26 @@ def _setup_features(ctx):
             _log.exc(e, "feature failed to load", feature=name)
             continue
         try:
-            getattr(perch, name).setup(ctx)
+            m.setup(ctx)
         except Exception as e:
             _log.exc(e, "feature setup failed", feature=name)
-
-
-def _compile_routes(app):
-    # microdot compiles a route's pattern on the first request that reaches it, and keeps the
-    # regex and segment dicts for good: made then, they pin small blocks all over a heap that
-    # requests have churned, until no block is left for a page's code. Made now, they sit
-    # together with the rest of the boot-time objects.
+    asyncio.create_task(_watch_loop(ctx))
+    port = ctx.cfg["http.port"]
+    _log.info("started", version=ctx.version, device=ctx.device_id, port=port)
+    for err in ctx.cfg.errors:
+        _log.error("bad config ignored", detail=err)
+    # microdot compiles a route's pattern on the first request that reaches it, and keeps
+    # the regex and segment dicts for good: made then, they pin small blocks all over a heap
+    # that requests have churned, until no block is left for a page's code. Made now, they
+    # sit together with the rest of the boot-time objects.
     for route in app.url_map:
         p = route[1]
         if p.regex is None:
             p.compile()
-
-
-async def run(ctx):
-    from perch import web
-
-    ctx.web = web.create(ctx)
-    _setup_features(ctx)
-    asyncio.create_task(_watch_loop(ctx))
-    port = ctx.cfg["http.port"]
-    _log.info("started", version=ctx.version, device=ctx.device_id, port=port)
-    for e in ctx.cfg.errors:
-        _log.error("bad config ignored", detail=e)
-    _compile_routes(ctx.web)
     gc.collect()
     ctx.started = True
-    await ctx.web.start_server(port=port)
+    await app.start_server(port=port)
 
 
 def main():
-    ctx = Context()
-    asyncio.run(run(ctx))
+    asyncio.run(run(Context()))

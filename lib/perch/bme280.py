@@ -7,8 +7,7 @@ import struct
 from micropython import const
 
 from perch import hw
-from perch.lineproto import FLOAT
-from perch.sensors import Driver, SensorError
+from perch.sensors import SensorError
 
 _BME_ID = const(0xD0)
 _BME_CTRL_HUM = const(0xF2)
@@ -17,12 +16,12 @@ _BME_CTRL_MEAS = const(0xF4)
 _BME_DATA = const(0xF7)
 
 
-class BME280(Driver):
+class BME280:
     """Bosch BME280 over I2C, with the datasheet's integer compensation formulas."""
 
     name = "bme280"
     measurement = "environment"
-    types = {"temperature": FLOAT, "humidity": FLOAT, "pressure": FLOAT}
+    tags = ()
 
     def __init__(self, bus=0, scl=22, sda=21, addr=0x76):
         self.addr = addr
@@ -110,9 +109,8 @@ def compensate(cal, adc_t, adc_p, adc_h):
     x = 0 if x < 0 else 419430400 if x > 419430400 else x
     hum = x >> 12  # %RH in Q22.10
 
-    out = {"temperature": temp / 100, "humidity": hum / 1024}
-    if press is not None:
-        out["pressure"] = press / 256 / 100  # hPa
-    return out
+    # pressure None (left out of the line) when the calibration cannot give one
+    return (("temperature", temp / 100), ("humidity", hum / 1024),
+            ("pressure", None if press is None else press / 256 / 100))  # hPa
 
 

@@ -1,18 +1,15 @@
 # MQTT broker URLs (SPEC §5): mqtt[s]://[user[:password]@]host[:port], where RabbitMQ user
-# names may be "vhost:user" (so the password is whatever follows the last colon).
+# names may be "vhost:user" (so the password follows the last colon). A URL is parsed once:
+# the uplink loads this module when it needs it and drops it after.
 
-
-class UplinkError(Exception):
-    pass
+from perch.uplink import UplinkError
 
 
 def _unquote(s):
     # %XX escapes, so that a user name may carry ':' or '@'
-    if "%" not in s:
-        return s
+    b = s.encode()
     out = bytearray()
     i = 0
-    b = s.encode()
     while i < len(b):
         if b[i] == 37 and i + 2 < len(b):
             out.append(int(b[i + 1:i + 3], 16))
@@ -30,11 +27,9 @@ def parse_url(url):
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("mqtt", "mqtts"):
         raise UplinkError("mqtt.url must start with mqtt:// or mqtts://")
-    rest = rest.split("/", 1)[0]
-    cred, at, hostport = rest.rpartition("@")
+    cred, at, hostport = rest.split("/", 1)[0].rpartition("@")
     user = password = None
     if at:
-        # the password follows the last colon: RabbitMQ users may be "vhost:user"
         u, colon, p = cred.rpartition(":")
         if colon:
             user, password = _unquote(u), _unquote(p)
@@ -43,11 +38,9 @@ def parse_url(url):
         if not user:
             raise UplinkError("mqtt.url has an empty user name")
     tls = scheme == "mqtts"
-    ps = ""
     if hostport.startswith("["):
-        host, _, tail = hostport[1:].partition("]")
-        if tail.startswith(":"):
-            ps = tail[1:]
+        host, _, ps = hostport[1:].partition("]")
+        ps = ps[1:]
     else:
         host, _, ps = hostport.partition(":")
     if not host:

@@ -30,16 +30,10 @@ _OUT = const(1024)  # response bytes gathered into one send
 _TICK = const(250)  # how often read deadlines are checked
 UPLOAD_PATHS = ("/api/ota/upload",)
 
-_REASONS = {
-    302: "Found",
-    400: "Bad Request",
-    408: "Request Timeout",
-    411: "Length Required",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-}
+# Status lines of the guard's own answers; one string costs less than a dict.
+_STATUS = ("302 Found|400 Bad Request|408 Request Timeout|411 Length Required|"
+           "413 Content Too Large|414 URI Too Long|429 Too Many Requests|"
+           "431 Request Header Fields Too Large|")
 
 
 class _Replay:
@@ -91,30 +85,18 @@ class HttpError(Exception):
         self.msg = msg
 
 
-class Headers:
-    """Request headers under lower-case names, found under any spelling, as
-    microdot's NoCaseDict; cheaper to fill, since parse_head lowers each name once."""
-
-    def __init__(self):
-        self.d = {}
+class Headers(dict):
+    """Request headers under lower-case names, found under any spelling, as microdot's
+    NoCaseDict; cheaper to fill, since parse_head lowers each name once."""
 
     def __getitem__(self, k):
-        return self.d[k.lower()]
+        return super().__getitem__(k.lower())
 
     def __contains__(self, k):
-        return k.lower() in self.d
+        return super().get(k.lower()) is not None
 
     def get(self, k, default=None):
-        return self.d.get(k.lower(), default)
-
-    def items(self):
-        return self.d.items()
-
-    def __iter__(self):
-        return iter(self.d)
-
-    def __len__(self):
-        return len(self.d)
+        return super().get(k.lower(), default)
 
 
 def parse_head(head):
@@ -125,7 +107,6 @@ def parse_head(head):
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/1.") or not parts[1]:
         raise HttpError(400, "malformed request line")
     hdrs = Headers()
-    d = hdrs.d
     p = e + 2
     last = len(head) - 2  # the blank line that ends the head
     try:
@@ -135,7 +116,7 @@ def parse_head(head):
             # A name must be non-empty, with no space before the colon (RFC 9112 5.1).
             if i <= p or head[p] <= 32 or head[i - 1] <= 32:
                 raise HttpError(400, "malformed header line")
-            d[head[p:i].lower().decode()] = head[i + 1:e].strip().decode()
+            hdrs[head[p:i].lower().decode()] = head[i + 1:e].strip().decode()
             p = e + 2
         return parts[0].decode(), parts[1].decode(), parts[2][5:].decode(), hdrs
     except UnicodeError:
@@ -143,29 +124,10 @@ def parse_head(head):
 
 
 def body_limit(path):
-    p = path.split("?", 1)[0]
-    return UPLOAD_MAX if p in UPLOAD_PATHS else BODY_MAX
+    return UPLOAD_MAX if path.split("?", 1)[0] in UPLOAD_PATHS else BODY_MAX
 
 
-def check_length(method, path, hdrs):
-    cl = hdrs.get("content-length")
-    if "transfer-encoding" in hdrs:
-        raise HttpError(411, "chunked request bodies are not supported; send Content-Length")
-    if cl is None:
-        return 0
-    try:
-        n = int(cl)
-    except ValueError:
-        raise HttpError(400, "bad Content-Length")
-    if n < 0:
-        raise HttpError(400, "bad Content-Length")
-    lim = body_limit(path)
-    if n > lim:
-        raise HttpError(413, "body of %d bytes is over the %d byte limit" % (n, lim))
-    return n
-
-
-async def read_head(reader):
+async def _read_head(reader):
     """Bytes up to and including the blank line, plus any bytes after it."""
     buf = bytearray()
     end = -1
@@ -211,16 +173,26 @@ class _Out:
                 return
         b.extend(data)
 
-    async def aclose(self):
-        try:
-            if self.buf:
-                await self.w.awrite(self.buf)
-        finally:
-            self.buf = bytearray()
-            await self.w.aclose()
 
-    def get_extra_info(self, name):
-        return self.w.get_extra_info(name)
+async def _reply(writer, status, msg, extra=""):
+    # A plain-text answer of the guard's own, then the connection is closed.
+    body = msg.encode()
+    i = _STATUS.find("%d " % status)
+    head = "HTTP/1.0 %s\r\nContent-Type: text/plain; charset=utf-8\r\n" % (
+        _STATUS[i:_STATUS.find("|", i)] if i >= 0 else "%d Error" % status)
+    head += "Content-Length: %d\r\nConnection: close\r\n%s\r\n" % (len(body), extra)
+    try:
+        await writer.awrite(head.encode() + body)
+    except OSError:
+        pass
+    await _close(writer)
+
+
+async def _close(writer):
+    try:
+        await writer.aclose()
+    except OSError:
+        pass
 
 
 class Guard:
@@ -236,29 +208,6 @@ class Guard:
         # Our own limits apply first; microdot's global cap must admit uploads.
         Request.max_content_length = UPLOAD_MAX
         app.errorhandler(asyncio.TimeoutError)(_stalled)
-
-    async def _reply(self, writer, status, msg, extra=""):
-        body = msg.encode()
-        head = "HTTP/1.0 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n" % (
-            status, _REASONS.get(status, "Error"))
-        head += "Content-Length: %d\r\nConnection: close\r\n%s\r\n" % (len(body), extra)
-        try:
-            await writer.awrite(head.encode() + body)
-        except OSError:
-            pass
-
-    async def _close(self, writer):
-        try:
-            await writer.aclose()
-        except OSError:
-            pass
-
-    def _watch(self, ms):
-        w = [asyncio.current_task(), time.ticks_add(time.ticks_ms(), ms)]
-        self._live.append(w)
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep())
-        return w
 
     async def _sweep(self):
         # One task keeps every connection's read deadline: asyncio.wait_for_ms
@@ -285,34 +234,42 @@ class Guard:
                 await asyncio.wait_for_ms(reader.read(HEAD_MAX), 200)
             except (asyncio.TimeoutError, OSError):
                 pass
-            await self._reply(writer, 429, "too many connections, retry shortly\n",
-                              "Retry-After: 1\r\n")
-            await self._close(writer)
+            await _reply(writer, 429, "too many connections, retry shortly\n",
+                         "Retry-After: 1\r\n")
             return
         self.active += 1
         try:
-            await self._serve(reader, writer)
-        finally:
-            self.active -= 1
-
-    async def _serve(self, reader, writer):
-        try:
-            what, ms = "request head", HEAD_MS
-            w = self._watch(ms)
             try:
-                head, rest = await read_head(reader)
-                if head is None or rest is None:
-                    await self._close(writer)
-                    return
-                method, url, ver, hdrs = parse_head(head)
-                n = check_length(method, url, hdrs)
-                stream = None
-                if n > BODY_MAX:
-                    # Only the upload route gets here; its handler streams the body.
-                    stream = _Replay(rest, reader)
-                    body = b""
-                elif n:
-                    if len(rest) < n:
+                what, ms = "request head", HEAD_MS
+                w = [asyncio.current_task(), time.ticks_add(time.ticks_ms(), ms)]
+                self._live.append(w)
+                if self._sweeper is None:
+                    self._sweeper = asyncio.create_task(self._sweep())
+                try:
+                    head, rest = await _read_head(reader)
+                    if head is None or rest is None:
+                        await _close(writer)
+                        return
+                    method, url, ver, hdrs = parse_head(head)
+                    if "transfer-encoding" in hdrs:
+                        raise HttpError(411, "chunked request bodies are not supported; "
+                                        "send Content-Length")
+                    try:
+                        n = int(hdrs.get("content-length", 0))
+                    except ValueError:
+                        n = -1
+                    if n < 0:
+                        raise HttpError(400, "bad Content-Length")
+                    lim = body_limit(url)
+                    if n > lim:
+                        raise HttpError(413, "body of %d bytes is over the %d byte limit"
+                                        % (n, lim))
+                    stream = None
+                    if n > BODY_MAX:
+                        # Only the upload route gets here; its handler streams the body.
+                        stream = _Replay(rest, reader)
+                        rest = b""
+                    elif len(rest) < n:
                         # Read here, under a deadline, so a stalled body gets a 408 instead
                         # of a parse error deep in microdot.
                         what, ms = "request body", READ_MS
@@ -321,48 +278,47 @@ class Guard:
                             rest += await reader.readexactly(n - len(rest))
                         except EOFError:
                             raise HttpError(400, "connection closed inside the request body")
-                    body = rest[:n] if len(rest) > n else rest
-                else:
-                    body = b""
-            except asyncio.CancelledError:
-                if w[1] is not None:
-                    raise  # not our deadline: the server is shutting down
-                raise HttpError(408, "%s not received within %d ms" % (what, ms))
-            finally:
-                self._live.remove(w)
-            peer = writer.get_extra_info("peername")
-            if self.redirect is not None:
-                loc = self.redirect(hdrs.get("host", ""), peer)
-                if loc:
-                    await self._reply(writer, 302, "captive portal: " + loc + "\n",
-                                      "Location: %s\r\nCache-Control: no-store\r\n" % loc)
-                    await self._close(writer)
-                    return
-            try:
-                req = Request(self.app, peer, method, url, ver, hdrs, body=body, stream=stream)
-            except ValueError:
-                raise HttpError(400, "malformed query string")
-        except HttpError as e:
-            if self.log:
-                self.log.warning("http rejected", status=e.status, why=e.msg)
-            await self._reply(writer, e.status, e.msg + "\n")
-            await self._close(writer)
-            return
-        except OSError:
-            await self._close(writer)
-            return
-        out = _Out(writer)
-        req.sock = (reader, out)
-        try:
-            # What microdot's handle_request does once it has a Request.
-            res = await self.app.dispatch_request(req)
-            if res is not Response.already_handled:
-                await res.write(out)
-        except (asyncio.TimeoutError, OSError):
-            # Body stalled or peer vanished mid-request: drop the connection.
-            pass
-        finally:
-            try:
-                await out.aclose()
+                    elif len(rest) > n:
+                        rest = rest[:n]
+                except asyncio.CancelledError:
+                    if w[1] is not None:
+                        raise  # not our deadline: the server is shutting down
+                    raise HttpError(408, "%s not received within %d ms" % (what, ms))
+                finally:
+                    self._live.remove(w)
+                peer = writer.get_extra_info("peername")
+                if self.redirect is not None:
+                    loc = self.redirect(hdrs.get("host", ""), peer)
+                    if loc:
+                        await _reply(writer, 302, "captive portal: " + loc + "\n",
+                                     "Location: %s\r\nCache-Control: no-store\r\n" % loc)
+                        return
+                try:
+                    req = Request(self.app, peer, method, url, ver, hdrs, body=rest,
+                                  stream=stream)
+                except ValueError:
+                    raise HttpError(400, "malformed query string")
+            except HttpError as e:
+                if self.log:
+                    self.log.warning("http rejected", status=e.status, why=e.msg)
+                await _reply(writer, e.status, e.msg + "\n")
+                return
             except OSError:
+                await _close(writer)
+                return
+            out = _Out(writer)
+            req.sock = (reader, out)
+            try:
+                # What microdot's handle_request does once it has a Request.
+                res = await self.app.dispatch_request(req)
+                if res is not Response.already_handled:
+                    await res.write(out)
+                if out.buf:
+                    await writer.awrite(out.buf)
+            except (asyncio.TimeoutError, OSError):
+                # Body stalled or peer vanished mid-request: drop the connection.
                 pass
+            finally:
+                await _close(writer)
+        finally:
+            self.active -= 1

@@ -17,30 +17,21 @@ AUTH_OPEN = network.AUTH_OPEN
 AUTH_WPA2_PSK = network.AUTH_WPA2_PSK
 
 
+# Plain aliases where a wrapper would add nothing but its own RAM.
+set_hostname = network.hostname  # DHCP and mDNS name: the board answers as <name>.local
+reset = machine.reset
+# Cancels the bootloader's pending-verify rollback of a new firmware image (no-op otherwise)
+mark_app_valid = esp32.Partition.mark_app_valid_cancel_rollback
+
+
 def wlan(interface):
+    # a function, not an alias: callers get an untyped interface, as the port's stubs vary
     return network.WLAN(interface)
-
-
-def set_hostname(name):
-    # DHCP and mDNS name: the board answers as <name>.local.
-    network.hostname(name)
-
-
-def unique_id():
-    return machine.unique_id()
 
 
 def device_id():
     # The last three bytes of the MAC, as every ESP32 product names itself.
     return "perch-" + "".join("%02x" % b for b in machine.unique_id()[-3:])
-
-
-def reset():
-    machine.reset()
-
-
-def reset_cause():
-    return machine.reset_cause()
 
 
 def watchdog(timeout_ms):
@@ -80,11 +71,6 @@ def dht22(pin):
 def set_rtc(tm):
     # tm: time.gmtime()-style tuple in the board's epoch (NTP sync)
     machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
-
-
-def mark_app_valid():
-    # Cancels the bootloader's pending-verify rollback of a new firmware image (no-op otherwise)
-    esp32.Partition.mark_app_valid_cancel_rollback()
 
 
 def ota_partitions():

@@ -3,8 +3,9 @@
 #
 #   measurement,tag=v,tag=v field=1.5,count=3i,ok=true,msg="x" 1700000000000000000
 #
-# Field types are declared, not guessed per reading, because InfluxDB rejects a
-# field whose type changes (a float that happens to be 21.0 must stay a float).
+# A field's type is declared, or else taken from the Python value: InfluxDB rejects a field
+# whose type changes, so a float that happens to be 21.0 must stay a float (drivers hand
+# out float() and int() values, so their types never change).
 
 FLOAT = "f"
 INT = "i"
@@ -16,134 +17,83 @@ class LineError(ValueError):
     pass
 
 
-def _check(s, what):
+def _name(s, what, specials=",= "):
+    # measurement (specials ", "), tag key, tag value or field key, escaped
     if not isinstance(s, str):
         raise LineError("%s must be a string, not %s" % (what, type(s).__name__))
     if not s:
         raise LineError("%s is empty" % what)
-    # A raw newline would end the line early and inject another one.
+    # a raw newline would end the line early and inject another one
     if "\n" in s or "\r" in s:
         raise LineError("%s %r contains a newline" % (what, s))
-
-
-def _esc(s, specials):
-    # Fast path: most names need no escaping, so no new string is built.
-    for c in specials:
+    for c in "\\" + specials:  # the backslash first: the others add backslashes
         if c in s:
-            break
-    else:
-        if "\\" not in s:
-            return s
-    out = []
-    for c in s:
-        if c in specials or c == "\\":
-            out.append("\\")
-        out.append(c)
-    return "".join(out)
+            s = s.replace(c, "\\" + c)
+    return s
 
 
-def measurement(name):
-    """Measurement name: commas and spaces escaped."""
-    _check(name, "measurement")
-    if name[0] == "#":
+def _value(v, kind):
+    b = isinstance(v, bool)
+    num = not b and isinstance(v, (int, float))
+    if not kind:
+        kind = BOOL if b else INT if isinstance(v, int) else FLOAT if num else STR
+    if kind == STR and isinstance(v, str):
+        # Telegraf reads a raw newline as the end of the line; keep the text readable
+        return '"%s"' % v.replace("\r", " ").replace("\n", " ").replace(
+            "\\", "\\\\").replace('"', '\\"')
+    if kind == BOOL and b:
+        return "true" if v else "false"
+    if num and kind in (FLOAT, INT):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise LineError("field got %r (not representable)" % (v,))
+        if kind == INT:
+            v = int(v)
+            if not -9223372036854775808 <= v < 9223372036854775808:
+                raise LineError("integer field %d is out of int64 range" % v)
+            return "%di" % v
+        r = repr(float(v))
+        # '21' would be fine for the parser, but we keep floats visibly floats
+        return r if "." in r or "e" in r else r + ".0"
+    if kind not in "fibs":
+        raise LineError("unknown field type %r" % (kind,))
+    raise LineError("%s field got %r"
+                    % (("float", "integer", "boolean", "string")["fibs".find(kind)], v))
+
+
+def prefix(name, tags):
+    """Measurement and tags: (key, value) pairs, written sorted by key as InfluxDB advises."""
+    if isinstance(name, str) and name[:1] == "#":
         # a leading # makes the line a comment for the parser
         raise LineError("measurement %r starts with #" % name)
-    return _esc(name, ", ")
+    out = _name(name, "measurement", ", ")
+    for k, v in sorted(tags):
+        if v is not None:
+            out += ",%s=%s" % (_name(k, "tag key"), _name(str(v), "tag value"))
+    return out
 
 
-def key(name, what="key"):
-    """Tag key, tag value or field key: commas, '=' and spaces escaped."""
-    _check(name, what)
-    return _esc(name, ",= ")
+def line(pre, fields, ts_ns=None, types=None):
+    """prefix() + fields + timestamp: one line, without the trailing newline.
 
-
-def string_field(s):
-    """String field value: double-quoted, with '"' and '\\' escaped."""
-    if not isinstance(s, str):
-        raise LineError("string field must be a string, not %s" % type(s).__name__)
-    if "\n" in s or "\r" in s:
-        # Telegraf reads a raw newline as the end of the line; keep the text readable.
-        s = s.replace("\r", " ").replace("\n", " ")
-    if '"' in s or "\\" in s:
-        s = s.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + s + '"'
-
-
-def value(v, kind):
-    """One field value encoded as `kind`; a value that cannot be that type is an error."""
-    if kind == FLOAT:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise LineError("float field got %r" % (v,))
-        f = float(v)
-        if f != f or f in (float("inf"), float("-inf")):
-            raise LineError("float field got %r (not representable)" % (v,))
-        r = repr(f)
-        # '21' would be fine for the parser, but we keep floats visibly floats
-        if "." not in r and "e" not in r and "n" not in r:
-            r += ".0"
-        return r
-    if kind == INT:
-        if isinstance(v, bool):
-            raise LineError("integer field got %r" % (v,))
-        if isinstance(v, float):
-            if v != v or v in (float("inf"), float("-inf")):
-                raise LineError("integer field got %r" % (v,))
-            v = int(v)
-        if not isinstance(v, int):
-            raise LineError("integer field got %r" % (v,))
-        if v >= 9223372036854775808 or v < -9223372036854775808:
-            raise LineError("integer field %d is out of int64 range" % v)
-        return "%di" % v
-    if kind == BOOL:
-        if not isinstance(v, bool):
-            raise LineError("boolean field got %r" % (v,))
-        return "true" if v else "false"
-    if kind == STR:
-        return string_field(v)
-    raise LineError("unknown field type %r" % (kind,))
-
-
-def kind_of(v):
-    """Type of a Python value, for fields without a declared type."""
-    if isinstance(v, bool):
-        return BOOL
-    if isinstance(v, int):
-        return INT
-    if isinstance(v, float):
-        return FLOAT
-    if isinstance(v, str):
-        return STR
-    raise LineError("unsupported field value %r" % (v,))
-
-
-def encode(name, tags, fields, ts_ns=None, types=None):
-    """One line, without the trailing newline.
-
-    tags: sequence of (key, value) pairs, written sorted by key as InfluxDB recommends.
-    fields: sequence of (key, value) pairs; None values are left out.
-    types: dict field -> FLOAT/INT/BOOL/STR fixing each field's type.
+    fields: (key, value) pairs, None values left out; types: {field: FLOAT/INT/BOOL/STR};
     ts_ns: nanosecond Unix time, or None to let the server stamp it.
     """
-    parts = [measurement(name)]
-    for k, v in sorted(tags):
-        if v is None:
-            continue
-        if not isinstance(v, str):
-            v = str(v)
-        parts.append("," + key(k, "tag key") + "=" + key(v, "tag value"))
+    out = [pre]
     sep = " "
-    n = 0
     for k, v in fields:
-        if v is None:
-            continue
-        kind = types.get(k) if types else None
-        parts.append(sep + key(k, "field key") + "=" + value(v, kind or kind_of(v)))
-        sep = ","
-        n += 1
-    if not n:
-        raise LineError("%s: a line needs at least one field" % name)
+        if v is not None:
+            out.append("%s%s=%s" % (sep, _name(k, "field key"),
+                                    _value(v, types.get(k) if types else None)))
+            sep = ","
+    if sep == " ":
+        raise LineError("%s: a line needs at least one field" % pre)
     if ts_ns is not None:
         if not isinstance(ts_ns, int) or isinstance(ts_ns, bool):
             raise LineError("timestamp must be an integer number of ns")
-        parts.append(" %d" % ts_ns)
-    return "".join(parts)
+        out.append(" %d" % ts_ns)
+    return "".join(out)
+
+
+def encode(name, tags, fields, ts_ns=None, types=None):
+    """One line, without the trailing newline (see prefix() and line())."""
+    return line(prefix(name, tags), fields, ts_ns, types)

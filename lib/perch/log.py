@@ -1,8 +1,13 @@
-# Logging: one line per event on stdout, and a ring of the last lines for /api/logs.
+# Logging: one line per event on stdout, and the last lines for /api/logs.
 #
 #   2026-11-26T12:00:00Z INFO web: listening port=80
+#
+# The ring keeps the last _RING lines as UTF-8 in one fixed pool of _POOL bytes (older
+# lines give way when the pool is full), so a full ring costs what an empty one does and
+# logging allocates nothing that stays.
 
 import time
+from array import array
 
 from micropython import const
 
@@ -11,21 +16,25 @@ INFO = const(20)
 WARNING = const(30)
 ERROR = const(40)
 
-_NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}
-_RING = const(64)
+_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR")  # level // 10 - 1
+_RING = const(64)  # lines at most
+_POOL = const(4096)  # bytes at most
+_LINE = const(1024)  # longer lines are cut in the ring (not on stdout)
 
 level = INFO
-_lines: list = [None] * _RING
-_seq = 0
+_pool = bytearray(_POOL)
+_at = array("I", range(_RING))  # per line, at seq % _RING: start << 16 | length
+_seq = 0  # the last line's number
+_old = 1  # the oldest line still held
+_end = 0  # where the next line goes
 # Callables (levelno, line) that want every line at WARNING and above (MQTT forwarding).
 forwarders: list = []
 
 
 def set_level(name):
     global level
-    for no, n in _NAMES.items():
-        if n == name:
-            level = no
+    if name in _NAMES:
+        level = (_NAMES.index(name) + 1) * 10
 
 
 def _fmt(v):
@@ -35,21 +44,41 @@ def _fmt(v):
     return s
 
 
-def _stamp():
-    t = time.gmtime()
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6]
+def _keep(b):
+    global _seq, _old, _end
+    n = len(b)
+    if n > _LINE:
+        n = _LINE
+        while b[n] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
+            n -= 1
+    p = _end
+    wrap = p + n > _POOL
+    if wrap:
+        p = 0
+    _seq += 1
+    # Drop the oldest lines while there are too many or the new one overwrites them: they
+    # lie in pool order, so those are the ones from _end on (all of them, on a wrap).
+    while _old < _seq:
+        e = _at[_old % _RING]
+        a = e >> 16
+        z = a + (e & 0xFFFF)
+        if _seq - _old < _RING and not (wrap and z > _end) and not (a < p + n and p < z):
+            break
+        _old += 1
+    _pool[p:p + n] = memoryview(b)[:n]
+    _at[_seq % _RING] = p << 16 | n
+    _end = p + n
 
 
 def emit(no, name, msg, kv):
-    global _seq
     if no < level:
         return
-    line = "%s %s %s: %s" % (_stamp(), _NAMES[no], name, msg)
+    line = "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s: %s" % (
+        time.gmtime()[:6] + (_NAMES[no // 10 - 1], name, msg))
     if kv:
         line += " " + " ".join("%s=%s" % (k, _fmt(v)) for k, v in kv.items())
     print(line)
-    _seq += 1
-    _lines[_seq % _RING] = line
+    _keep(line.encode())
     if no >= WARNING:
         for fwd in forwarders:
             try:
@@ -60,29 +89,34 @@ def emit(no, name, msg, kv):
 
 def since(seq, limit=_RING):
     """Lines after sequence number seq, oldest first: [(seq, line), ...]."""
-    first = max(seq + 1, _seq - _RING + 1, 1)
-    return [(n, _lines[n % _RING]) for n in range(first, min(_seq, first + limit - 1) + 1)]
+    first = max(seq + 1, _old)
+    mv = memoryview(_pool)
+    out = []
+    for n in range(first, min(_seq, first + limit - 1) + 1):
+        e = _at[n % _RING]
+        out.append((n, str(mv[e >> 16:(e >> 16) + (e & 0xFFFF)], "utf-8")))
+    return out
 
 
 def last_seq():
     return _seq
 
 
+def _level(no):
+    def method(self, msg, **kv):
+        emit(no, self.name, msg, kv)
+
+    return method
+
+
 class Logger:
     def __init__(self, name):
         self.name = name
 
-    def debug(self, msg, **kv):
-        emit(DEBUG, self.name, msg, kv)
-
-    def info(self, msg, **kv):
-        emit(INFO, self.name, msg, kv)
-
-    def warning(self, msg, **kv):
-        emit(WARNING, self.name, msg, kv)
-
-    def error(self, msg, **kv):
-        emit(ERROR, self.name, msg, kv)
+    debug = _level(DEBUG)
+    info = _level(INFO)
+    warning = _level(WARNING)
+    error = _level(ERROR)
 
     def exc(self, e, msg, **kv):
         kv["error"] = "%s: %s" % (type(e).__name__, e)

@@ -3,11 +3,20 @@
 # counts it. Optionally spills to a flash spool so an outage longer than the RAM
 # buffer (or a reboot) loses less.
 #
-# Items are encoded lines (bytes). An item leaves the outbox only when the
-# uplink confirms delivery (peek, publish, then pop), so a connection dropped
-# mid-publish resends instead of losing the reading.
+# Items are encoded lines. An item leaves the outbox only when the uplink confirms
+# delivery (peek, publish, then pop), so a connection dropped mid-publish resends
+# instead of losing the reading.
+#
+# In RAM the lines sit back to back in 1 KB chunks, each as a 2-byte length (+1, so that
+# the zeroed rest of a chunk reads as its end) and its bytes: a reading costs its length
+# plus 2 bytes, where a bytes object per line would add ~50 on 64 bits (and fragment the
+# heap). A chunk is freed once read; an empty outbox holds nothing.
 
 import asyncio
+
+from micropython import const
+
+_CHUNK = const(1024)
 
 
 class Outbox:
@@ -17,7 +26,10 @@ class Outbox:
         if size < 1:
             raise ValueError("mqtt.buffer must be at least 1")
         self.size = size
-        self._q = []
+        self._c = []  # chunks, oldest first
+        self._h = 0  # read offset in the first chunk
+        self._t = 0  # write offset in the last chunk
+        self._n = 0  # lines in RAM
         self.dropped = 0
         self.sent = 0
         self.spool = None
@@ -34,23 +46,48 @@ class Outbox:
             self._ev.set()
 
     def __len__(self):
-        return len(self._q) + (self.spool.count if self.spool else 0)
+        return self._n + (self.spool.count if self.spool else 0)
+
+    def _first(self, drop=False):
+        # the oldest line in RAM (bytes); with drop, forget it instead
+        c = self._c[0]
+        h = self._h
+        n = c[h] | c[h + 1] << 8
+        if not drop:
+            return bytes(memoryview(c)[h + 2:h + 1 + n])
+        self._n -= 1
+        h += n + 1
+        if not self._n:
+            self._c = []  # nothing left: give the chunks back
+            h = self._t = 0
+        elif h + 2 > len(c) or not c[h] | c[h + 1] << 8:
+            self._c.pop(0)  # this chunk is used up
+            h = 0
+        self._h = h
 
     def put(self, item):
         if isinstance(item, str):
             item = item.encode()
-        q = self._q
-        if len(q) >= self.size:
-            old = q.pop(0)
+        if self._n >= self.size:
+            d = 1
             if self.spool:
                 # RAM overflow moves the oldest to flash; the spool drops when it is full
-                d = self.spool.append(old)
-                self.dropped += d
-                self._gen += d
-            else:
-                self.dropped += 1
-                self._gen += 1
-        q.append(item)
+                d = self.spool.append(self._first())
+            self._first(True)
+            self.dropped += d
+            self._gen += d
+        n = len(item) + 1
+        c = self._c
+        t = self._t
+        if not c or t + n + 1 > len(c[-1]):
+            c.append(bytearray(max(_CHUNK, n + 1)))
+            t = 0
+        b = c[-1]
+        b[t] = n & 0xFF
+        b[t + 1] = n >> 8
+        b[t + 2:t + n + 1] = item
+        self._t = t + n + 1
+        self._n += 1
         self._ev.set()
 
     def peek(self):
@@ -58,7 +95,7 @@ class Outbox:
         self._pgen = self._gen
         if self.spool and self.spool.count:
             return self.spool.peek()
-        return self._q[0] if self._q else None
+        return self._first() if self._n else None
 
     def pop(self):
         """The item from the last peek() was delivered."""
@@ -71,13 +108,11 @@ class Outbox:
         self._gen += 1
         if self.spool and self.spool.count:
             self.spool.pop()
-        elif self._q:
-            self._q.pop(0)
+        elif self._n:
+            self._first(True)
         else:
             return
         self.sent += 1
-        if not len(self):
-            self._ev.clear()
 
     async def wait(self):
         """Return once there is something to send."""

@@ -1,23 +1,32 @@
-# HTML: the page shell, the one stylesheet, and the status and logs pages.
+# HTML: the template streamer, the page shell, the stylesheet, and the status and logs pages.
 #
 # Pages are plain HTML forms that work without JavaScript in a phone's captive mini-browser;
 # scripts only refresh what is already shown. Nothing is loaded from outside the device.
-
+# The markup is in pages.html, which the build compiles to pages.bin next to this module:
+# it is streamed from flash in small pieces, so no page and no markup string sits in RAM.
 from microdot import Response
+from micropython import const
+
+# Blocks of pages.html (the build checks these numbers)
+_B_HEAD = const(0)
+_B_TAIL = const(1)
+_B_STATUS = const(5)
+_B_STATUS_JS = const(6)
+_B_LOGS = const(7)
+_B_LOGS_JS = const(8)
+_CHUNK = const(512)
+
+_DIR = __file__[: __file__.rfind("/") + 1]
 
 
-def stylesheet():
-    # Gzipped at build time: the ESP32 port's deflate cannot compress.
-    from perch.assets import CSS_GZ  # type: ignore[import-not-found]  # made by the build
-
-    return Response(CSS_GZ, headers={
-        "Content-Type": "text/css", "Content-Encoding": "gzip",
-        "Cache-Control": "max-age=86400"})
+def _read(pos, n):
+    # Open per piece: a page abandoned half-way (client gone) holds no file open.
+    with open(_DIR + "pages.bin", "rb") as f:
+        f.seek(pos)
+        return f.read(n)
 
 
 def esc(s):
-    if s is None:
-        return ""
     s = str(s)
     for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#39;")):
         if a in s:
@@ -25,89 +34,95 @@ def esc(s):
     return s
 
 
-NAV = (("/", "Status"), ("/wifi", "Wi-Fi"), ("/settings", "Settings"),
-       ("/firmware", "Firmware"), ("/logs", "Logs"))
+def _block(b, vals=()):
+    # Block b of pages.bin, piece by piece (see tools/build.py), with the values of its slots
+    # in between. Nothing is held while a value is out, so nesting costs little.
+    h = _read(2 * b, 2)
+    pos = h[0] | h[1] << 8
+    h = _read(pos, 2)
+    n = h[0] | h[1] << 8
+    pos += 2
+    while True:
+        while n > _CHUNK:
+            yield _read(pos, _CHUNK)
+            pos += _CHUNK
+            n -= _CHUNK
+        c = _read(pos, n + 3)
+        pos += n + 3
+        k = c[n]
+        if n:
+            yield memoryview(c)[:n]
+        if k == 255:
+            return
+        n = c[n + 1] | c[n + 2] << 8
+        c = None
+        yield vals[k]
 
 
-def shell(ctx, title, body, script=""):
-    nav = "".join('<a href="%s">%s</a>' % link for link in NAV)
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        '<title>%s · %s</title><link rel="stylesheet" href="/style.css"></head><body>'
-        "<header><b>%s</b><nav>%s</nav></header><main>%s</main>%s</body></html>"
-        % (esc(title), esc(ctx.device_id), esc(ctx.cfg["name"] or ctx.device_id), nav, body,
-           "<script>%s</script>" % script if script else "")
-    )
+def stream(v):
+    """Yield v as HTML, one piece at a time, on one flat stack instead of nested generators.
+
+    A tuple is a block of pages.html, (_B_NAME,) or (_B_NAME, (slot values...)); bytes are
+    markup (the templates', or a constant of the code); str and int are text, escaped; None
+    and False print nothing; any other iterable (list, generator) is printed item by item."""
+    st = [iter((v,))]
+    while st:
+        try:
+            v = next(st[-1])
+        except StopIteration:
+            st.pop()
+            continue
+        if isinstance(v, (bytes, memoryview)):
+            yield v
+        elif isinstance(v, str):
+            yield esc(v)
+        elif v is None or v is False:
+            pass
+        elif isinstance(v, int):
+            yield str(v)
+        elif isinstance(v, tuple):
+            st.append(_block(*v))
+        else:
+            st.append(iter(v))
 
 
-def stream(ctx, title, parts, script=""):
-    """The page shell, streamed: head, each part, tail. A fragmented heap may hold no
-    block as large as a whole page, so no page-sized string is ever built."""
-    head, _, tail = shell(ctx, title, "\x00", script).partition("\x00")
-    yield head
-    for p in parts:
-        yield p
-    yield tail
+def page(ctx, title, body, script=None):
+    """The page around body (see stream); script: a script block's number."""
+    return stream([(_B_HEAD, (title, ctx.device_id, ctx.cfg["name"] or ctx.device_id)), body,
+                   (_B_TAIL, (script and (script,),))])
 
 
-def html(text, status=200):
-    return Response(text, status, {"Content-Type": "text/html; charset=utf-8"})
+def html(body, status=200):
+    return Response(body, status, {"Content-Type": "text/html; charset=utf-8"})
 
 
-def rows(pairs):
-    return "<table>%s</table>" % "".join(
-        '<tr><td>%s</td><td id="%s">%s</td></tr>' % (esc(k), esc(i), esc(v)) for k, i, v in pairs)
+def stylesheet():
+    # Gzipped at build time (the ESP32 port's deflate cannot compress); 651 bytes.
+    with open(_DIR + "style.css.gz", "rb") as f:
+        css = f.read()
+    return Response(css, headers={
+        "Content-Type": "text/css", "Content-Encoding": "gzip",
+        "Cache-Control": "max-age=86400"})
 
 
 def status_page(ctx):
     s = ctx.snapshot()
     w, m, o = s["wifi"], s["mqtt"], s["ota"]
-    update = o["state"] + (" – " + o["last_error"] if o["last_error"] else "")
-    device = rows((
-        ("Name", "name", s["name"]), ("Device id", "device_id", s["device_id"]),
-        ("Version", "version", s["version"]),
-        ("Previous version", "previous_version", s["previous_version"] or "none"),
-        ("Uptime", "uptime_s", "%d s" % s["uptime_s"]),
-        ("Free memory", "mem", "%d bytes" % s["mem"]["free"]), ("Update", "ota", update)))
-    net = rows((
-        ("Mode", "mode", s["mode"]), ("Wi-Fi", "ssid", w["ssid"] or "not connected"),
-        ("Address", "ip", w["ip"] or "–"),
-        ("Signal", "rssi", "%s dBm" % w["rssi"] if w["rssi"] else "–")))
-    mqtt = rows((
-        ("MQTT", "mqtt", m["state"]), ("Broker", "broker", m["broker"] or "not set"),
-        ("Sent", "sent", m["sent"]), ("Queued", "queued", m["queued"]),
-        ("Dropped", "dropped", m["dropped"]),
-        ("Last error", "last_error", m["last_error"] or "none")))
-    return stream(ctx, "Status", ("<section><h2>Device</h2>", device,
-                                  "</section><section><h2>Network</h2>", net,
-                                  "</section><section><h2>Telemetry</h2>", mqtt, "</section>"),
-                  _STATUS_JS)
-
-
-# Refresh the figures already on the page every 5 s.
-_STATUS_JS = """setInterval(async()=>{try{const s=await(await fetch('/api/status')).json();
-const t={uptime_s:s.uptime_s+' s',mode:s.mode,ssid:s.wifi.ssid||'not connected',
-ip:s.wifi.ip||'–',mqtt:s.mqtt.state,sent:s.mqtt.sent,queued:s.mqtt.queued,
-dropped:s.mqtt.dropped,last_error:s.mqtt.last_error||'none',mem:s.mem.free+' bytes'};
-for(const k in t){const e=document.getElementById(k);if(e)e.textContent=t[k]}}catch(e){}},5000)"""
+    return page(ctx, "Status", (_B_STATUS, (
+        s["name"], s["device_id"], s["version"], s["previous_version"] or "none",
+        s["uptime_s"], s["mem"]["free"],
+        o["state"] + (" – " + o["last_error"] if o["last_error"] else ""),
+        s["mode"], w["ssid"] or "not connected", w["ip"] or "–",
+        "%s dBm" % w["rssi"] if w["rssi"] else "–",
+        m["state"], m["broker"] or "not set", m["sent"], m["queued"], m["dropped"],
+        m["last_error"] or "none")), _B_STATUS_JS)
 
 
 def logs_page(ctx):
     from perch import log
 
-    # one line at a time: the whole ring as one string would need a block of several KB
-    lines = ['<section><h2>Log</h2><pre id="log" data-seq="%d">' % log.last_seq()]
-    first = True
-    for _, line in log.since(0):
-        lines.append(esc(line) if first else "\n" + esc(line))
-        first = False
-    lines.append("</pre></section>")
-    return stream(ctx, "Logs", lines, _LOGS_JS)
-
-
-# Append new lines as they come, from /api/logs?since=<last seen>.
-_LOGS_JS = """const p=document.getElementById('log');let seq=+p.dataset.seq;
-setInterval(async()=>{try{const r=await(await fetch('/api/logs?since='+seq)).json();
-for(const l of r.lines){p.textContent+='\\n'+l.line;seq=l.seq}
-if(r.lines.length)p.scrollTop=p.scrollHeight}catch(e){}},2000)"""
+    # Line by line: the whole ring as one string would need a block of several KB. The
+    # newline before the first line is one that HTML drops right after <pre>.
+    seq = log.last_seq()
+    lines = (x for _, line in log.since(0) for x in ("\n", line))
+    return page(ctx, "Logs", (_B_LOGS, (seq, lines)), _B_LOGS_JS)

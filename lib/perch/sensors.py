@@ -1,5 +1,6 @@
-# Sensor drivers. Each reads through perch.hw only, and returns a dict of fields whose
-# types never change (InfluxDB rejects a field that changes type).
+# Sensor drivers. Each reads through perch.hw only. read() returns (field, value) pairs whose
+# Python types never change (float() or int()), since InfluxDB rejects a field that changes
+# type, or None when there is no new reading this round.
 #
 # telemetry.sensors lists them: "mcu", "sim", or objects such as
 #   {"driver": "adc", "pin": 34}, {"driver": "dht22", "pin": 4},
@@ -9,7 +10,6 @@ import math
 import time
 
 from perch import hw
-from perch.lineproto import FLOAT, INT
 
 
 class SensorError(Exception):
@@ -17,93 +17,38 @@ class SensorError(Exception):
 
 
 class Driver:
-    """read() returns {field: value}, or None when there is no new reading this round."""
+    """mcu: the chip's die temperature (rough); adc: a voltage; dht22; sim: no hardware, a
+    counter `seq` (readings since boot, so a subscriber can check order and loss) and a
+    slow sine, for demos and end-to-end tests."""
 
-    name = "?"
-    measurement = "?"
-    types: dict = {}
-    tags: tuple = ()
-
-    async def read(self):
-        raise NotImplementedError
-
-
-class MCU(Driver):
-    """The chip's internal temperature sensor (a rough die temperature)."""
-
-    name = "mcu"
-    measurement = "mcu"
-    types = {"temperature": FLOAT}
+    def __init__(self, name, pin=None):
+        self.name = name
+        self.measurement = "environment" if name == "dht22" else name
+        self.tags = (("pin", str(pin)),) if name == "adc" else ()
+        self.n = 0  # sim: readings so far; dht22: ticks of the last read
+        self.dev = hw.adc(pin) if name == "adc" else hw.dht22(pin) if name == "dht22" else None
 
     async def read(self):
-        return {"temperature": float(hw.mcu_temperature())}
-
-
-class ADC(Driver):
-    name = "adc"
-    measurement = "adc"
-    types = {"voltage": FLOAT, "raw": INT}
-
-    def __init__(self, pin):
-        self.pin = _pin(pin, "adc")
-        self.tags = (("pin", str(self.pin)),)
-        self._adc = hw.adc(self.pin)
-
-    async def read(self):
-        return {"voltage": self._adc.read_uv() / 1000000, "raw": self._adc.read_u16()}
-
-
-class DHT22(Driver):
-    name = "dht22"
-    measurement = "environment"
-    types = {"temperature": FLOAT, "humidity": FLOAT}
-
-    def __init__(self, pin):
-        self.pin = _pin(pin, "dht22")
-        self._dev = hw.dht22(self.pin)
-        self._last = 0
-
-    async def read(self):
-        # the DHT22 answers at most every 2 s, a faster poll gets a checksum error: with a
-        # shorter interval this sensor skips rounds instead of delaying the others
-        if self._last and time.ticks_diff(time.ticks_ms(), self._last) < 2000:
+        name = self.name
+        d = self.dev
+        if name == "mcu":
+            return (("temperature", float(hw.mcu_temperature())),)
+        if name == "adc":
+            return (("voltage", d.read_uv() / 1000000), ("raw", d.read_u16()))  # type: ignore
+        if name == "sim":
+            self.n += 1
+            return (("seq", self.n), ("value", 20.0 + 5.0 * math.sin(time.ticks_ms() / 60000)))
+        # dht22: it answers at most every 2 s, a faster poll gets a checksum error; with a
+        # shorter interval it skips rounds instead of delaying the other sensors
+        if self.n and time.ticks_diff(time.ticks_ms(), self.n) < 2000:
             return None
-        self._last = time.ticks_ms()
-        self._dev.measure()  # bit-banged: about 5 ms with interrupts off
-        t = self._dev.temperature()
-        h = self._dev.humidity()
+        self.n = time.ticks_ms() or 1
+        d.measure()  # type: ignore  # bit-banged: about 5 ms with interrupts off
+        t = d.temperature()  # type: ignore
+        h = d.humidity()  # type: ignore
         if not (-40 <= t <= 80 and 0 <= h <= 100):
             raise SensorError("dht22 out of range: %r C %r %%" % (t, h))
-        return {"temperature": float(t), "humidity": float(h)}
-
-
-class Sim(Driver):
-    """No hardware: a counter and a slow sine, for demos and end-to-end tests.
-
-    `seq` counts readings since boot, so a subscriber can check order and loss.
-    """
-
-    name = "sim"
-    measurement = "sim"
-    types = {"seq": INT, "value": FLOAT}
-
-    def __init__(self):
-        self.seq = 0
-
-    async def read(self):
-        self.seq += 1
-        t = time.ticks_ms() / 1000
-        return {"seq": self.seq, "value": 20.0 + 5.0 * math.sin(t / 60)}
-
-
-def _pin(v, driver):
-    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 48:
-        raise SensorError("%s: pin must be a GPIO number, got %r" % (driver, v))
-    return v
-
-
-_ARGS = {"adc": ("pin",), "dht22": ("pin",), "bme280": ("bus", "scl", "sda", "addr"),
-         "mcu": (), "sim": ()}
+        return (("temperature", float(t)), ("humidity", float(h)))
 
 
 def make(spec):
@@ -113,30 +58,25 @@ def make(spec):
     if not isinstance(spec, dict):
         raise SensorError("sensor entry must be a name or an object, got %r" % (spec,))
     name = spec.get("driver")
-    if name not in _ARGS:
-        raise SensorError("unknown sensor driver %r (known: %s)"
-                          % (name, ", ".join(sorted(_ARGS))))
+    opts = (("pin",) if name in ("adc", "dht22") else ("bus", "scl", "sda", "addr")
+            if name == "bme280" else () if name in ("mcu", "sim") else None)
+    if opts is None:
+        raise SensorError("unknown sensor driver %r (known: adc, bme280, dht22, mcu, sim)"
+                          % (name,))
     kw = {}
     for k, v in spec.items():
         if k == "driver":
             continue
-        if k not in _ARGS[name]:
+        if k not in opts:
             raise SensorError("%s: unknown option %r" % (name, k))
         if not isinstance(v, int) or isinstance(v, bool):
             raise SensorError("%s: %s must be an integer" % (name, k))
         kw[k] = v
-    if name == "mcu":
-        return MCU()
-    if name == "sim":
-        return Sim()
-    if name == "adc":
-        if "pin" not in kw:
-            raise SensorError("adc: needs a pin")
-        return ADC(**kw)
-    if name == "dht22":
-        if "pin" not in kw:
-            raise SensorError("dht22: needs a pin")
-        return DHT22(**kw)
-    from perch import bme280  # its compensation code is only loaded when configured
+    if name == "bme280":
+        from perch import bme280  # its compensation code is only loaded when configured
 
-    return bme280.BME280(**kw)
+        return bme280.BME280(**kw)
+    pin = kw.get("pin", 0)
+    if opts and not (kw and 0 <= pin <= 48):
+        raise SensorError("%s: needs a pin, a GPIO number" % name)
+    return Driver(name, pin)

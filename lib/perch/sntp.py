@@ -1,12 +1,15 @@
 # SNTP over a non-blocking socket: ntptime.settime() blocks the loop for up to a second
 # per try (and DNS before it for longer). Sets the RTC once the station is up (SPEC §5).
+# Needed once per boot at most: it drops itself (and the DNS lookup) from sys.modules when
+# done, so that its RAM comes back.
 
 import asyncio
 import socket
 import struct
+import sys
 import time
 
-from perch import dnsquery, log
+from perch import log
 
 # plain ints: both exceed the ESP32 small-int range that const() folds
 _NTP_DELTA = 2208988800  # 1900 -> 1970
@@ -15,19 +18,17 @@ _EPOCH_S = 946684800 if time.gmtime(0)[0] == 2000 else 0  # the port's epoch aft
 _log = log.Logger("sntp")
 
 
-def _set_rtc(tm):
-    from perch import hw  # lazily: the unit tests pass their own setter
-
-    hw.set_rtc(tm)
-
-
 async def sync(host="pool.ntp.org", timeout_ms=5000, port=123, set_time=None):
     """Ask host once (re-sent every second until timeout_ms); True when the clock was set.
 
-    set_time(tm) gets a time.gmtime()-style tuple in the port's epoch.
+    set_time(tm) gets a time.gmtime()-style tuple in the port's epoch (default: the RTC).
     """
     try:
-        ip = host if dnsquery.is_ip(host) else await dnsquery.resolve(host, timeout_ms)
+        ip = host
+        if not host.replace(".", "").isdigit():
+            from perch import dnsquery
+
+            ip = await dnsquery.resolve(host, timeout_ms)
         addr = socket.getaddrinfo(ip, port)[0][-1]
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -52,7 +53,12 @@ async def sync(host="pool.ntp.org", timeout_ms=5000, port=123, set_time=None):
                     if not secs:
                         break  # kiss-o'-death: no time from this server
                     tm = time.gmtime(secs - _NTP_DELTA - _EPOCH_S)
-                    (set_time or _set_rtc)(tm)
+                    if set_time:
+                        set_time(tm)
+                    else:
+                        from perch import hw
+
+                        hw.set_rtc(tm)
                     _log.info("clock set by NTP", server=host)
                     return True
                 await asyncio.sleep_ms(20)
@@ -61,4 +67,11 @@ async def sync(host="pool.ntp.org", timeout_ms=5000, port=123, set_time=None):
         _log.warning("NTP: no answer", server=host)
     except Exception as e:
         _log.warning("NTP failed", server=host, error=str(e))
+    finally:
+        import perch
+
+        for name in ("dnsquery", "sntp"):
+            sys.modules.pop("perch." + name, None)
+            if hasattr(perch, name):
+                delattr(perch, name)  # the import bound it on the package too
     return False

@@ -1,0 +1,157 @@
+# Connecting to the broker, and readable reasons for failures (SPEC §5): the uplink loads this
+# module for each connection attempt (or failure) and drops it after, so that a connected
+# board does not keep code it runs once per connection.
+
+import asyncio
+import errno
+import select
+import socket
+import time
+
+from perch import uplink
+
+
+async def connect(up):
+    """DNS, TCP, TLS, CONNECT and CONNACK, each under a deadline; then subscribe and birth."""
+    up.state = "connecting"
+    up._dead = None
+    h = up.host
+    try:
+        if h != "localhost" and not (":" in h or h.replace(".", "").isdigit()):
+            # a name: ask the DNS server without blocking the loop (loaded on use: most
+            # brokers are IP literals, and RAM is short, SPEC §9)
+            from perch import dnsquery
+
+            try:
+                h = await dnsquery.resolve(h, up.timeout_ms)
+            finally:
+                uplink.drop("dnsquery")
+        addr = socket.getaddrinfo(h, up.port)[0][-1]
+    except asyncio.TimeoutError:
+        raise uplink.UplinkError("DNS lookup of %s timed out" % up.host)
+    except OSError as e:
+        c = e.args[0] if e.args else 0
+        if isinstance(c, int) and -0x1000 < c < 0:
+            raise uplink.UplinkError("no network: cannot resolve %s" % up.host)
+        raise uplink.UplinkError("cannot resolve %s (%s)" % (up.host, errno.errorcode.get(c, c)))
+    ctx = None
+    if up.tls:
+        ctx = _tls_context(up.ca)
+    # asyncio.open_connection() would leak its socket when a deadline cancels it; an
+    # ESP32 has about ten, so connect here and close on every way out
+    s = socket.socket()
+    try:
+        s.setblocking(False)
+        try:
+            s.connect(addr)
+        except OSError as e:
+            if e.args[0] != errno.EINPROGRESS:
+                raise
+        p = select.poll()
+        p.register(s, select.POLLOUT)
+        t0 = time.ticks_ms()
+        while not p.poll(0):  # writable (or failed: the first write says why)
+            if time.ticks_diff(time.ticks_ms(), t0) > up.timeout_ms:
+                raise uplink.UplinkError("TCP connect to %s:%d timed out" % (up.host, up.port))
+            await asyncio.sleep_ms(10)
+        del p
+        try:
+            # packets already go out whole, but a PUBACK should not wait for an ACK either
+            s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
+        except Exception:
+            pass
+        if ctx:
+            # the handshake runs inside the first writes and reads, under their deadlines
+            s = ctx.wrap_socket(s, server_hostname=up.host, do_handshake_on_connect=False)
+        up._stream = asyncio.StreamWriter(s, {})
+    except BaseException:
+        s.close()
+        raise
+    up._connack = -1
+    up._ev.clear()
+    up._reader_task = asyncio.create_task(up._reader(up._stream))
+    async with up._lock:
+        await up._send(uplink._run(up._c.connect))
+    try:
+        while up._connack < 0:
+            if up._dead:
+                raise up._dead
+            await asyncio.wait_for_ms(up._ev.wait(), up.timeout_ms)
+            up._ev.clear()
+    except asyncio.TimeoutError:
+        raise uplink.UplinkError("no CONNACK within %d ms" % up.timeout_ms)
+    c = up._connack
+    if c:
+        raise uplink.UplinkError(
+            ("broker refused the protocol version", "broker rejected the client id",
+             "broker unavailable", "bad user name or password",
+             "not authorised")[c - 1] + " (CONNACK %d)" % c if c < 6 else "CONNACK %d" % c)
+    up.state = "connected"
+    up.connects += 1
+    # last_error stays: it tells why the previous connection ended
+    up._ev.set()
+    uplink._log.info("connected", broker=up.url)
+    if up.sub_topic:
+        async with up._lock:
+            await up._send(up._pkt(up._c.subscribe, uplink._b(up.sub_topic), 1))
+    if up.status_topic:
+        await up.publish(up.status_topic, b"online", True, 1)
+
+
+def describe(e):
+    """A readable reason for a failed network step."""
+    if isinstance(e, uplink.UplinkError):
+        return str(e)
+    if isinstance(e, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(e, EOFError):
+        return "connection closed by broker"
+    if isinstance(e, OSError):
+        c = e.args[0] if e.args else 0
+        if c == errno.ECONNREFUSED:
+            return "connection refused"
+        if c == errno.ECONNRESET:
+            return "connection reset by broker"
+        if c == 32:  # EPIPE, not in MicroPython's errno module
+            return "connection closed by broker (broken pipe)"
+        if c in (errno.ETIMEDOUT, errno.EHOSTUNREACH):
+            return "broker unreachable"
+        if len(e.args) > 1 and isinstance(e.args[1], str):
+            return "TLS: %s" % e.args[1]  # mbedTLS: (-9984, 'MBEDTLS_ERR_X509_...')
+        if isinstance(c, int) and c < 0:
+            return "TLS error -0x%04x" % -c if c <= -0x1000 else "socket error no network?"
+        return "socket error %s" % errno.errorcode.get(c, c)
+    return "%s: %s" % (type(e).__name__, e)
+
+
+def _tls_context(ca):
+    """Client context: verified against the CA file when there is one, else unverified."""
+    import ssl  # only mqtts:// needs it
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # verify_mode is in every port's ssl module (extmod), not in the ESP32 stubs
+    ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
+    if not ca:
+        return ctx
+    try:
+        with open(ca, "rb") as f:
+            data = f.read()
+    except OSError:
+        raise uplink.UplinkError("mqtt.ca: cannot read %s" % ca)
+    # mbedTLS wants DER here (PEM needs a trailing NUL): accept either, several PEM certs too
+    certs = [data]
+    if b"-----BEGIN" in data:
+        import binascii
+
+        certs = [binascii.a2b_base64(c.split(b"-----END", 1)[0].replace(b"\r", b"")
+                                     .replace(b"\n", b""))
+                 for c in data.split(b"-----BEGIN CERTIFICATE-----")[1:]]
+        if not certs:
+            raise uplink.UplinkError("mqtt.ca: no certificate in %s" % ca)
+    try:
+        for der in certs:
+            ctx.load_verify_locations(cadata=der)
+    except ValueError as e:
+        raise uplink.UplinkError("mqtt.ca: %s" % e)
+    ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
+    return ctx
