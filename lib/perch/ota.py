@@ -8,10 +8,11 @@ import time
 
 from micropython import const
 
-from perch import hw, log, slots
+from perch import hw, log
+from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
-_LAZY = ("ota_install", "ota_page", "bundle", "unpack", "httpc", "fwimage")
+_LAZY = ("ota_install", "ota_page", "bundle", "unpack", "httpc", "fwimage", "slots")
 BUSY = ("downloading", "installing", "rebooting")
 
 LOG = log.Logger("ota")
@@ -44,6 +45,7 @@ class OTA:
         self.last_error = self.target = self.reader = self.task = None
         self.index = self.index_ms = self.index_error = None
         self.peak_alloc = 0
+        slots = lazy("slots")
         st = slots.load()
         self.trial = bool(st["trial"])
         self.reason = st["reason"]
@@ -52,6 +54,7 @@ class OTA:
             from perch import fwimage
 
             fwimage.boot(self, st)
+            drop(self)
         self.confirmed = not self.trial and not self.fw_trial
 
     def status(self):
@@ -99,7 +102,7 @@ async def _confirm(o):
             await asyncio.sleep_ms(200)
             hw.reset()
     if o.trial:
-        slots.confirm()
+        lazy("slots").confirm()
         LOG.info("version confirmed", version=ctx.version)
     hw.mark_app_valid()
     if o.fw_trial:
@@ -110,7 +113,7 @@ async def _confirm(o):
     o.confirmed = True
     # a confirmed version that stays up is not in a boot loop: clear its crash count
     await asyncio.sleep(_HEALTHY_AGAIN_S)
-    slots.confirm()
+    lazy("slots").confirm()
 
 
 def setup(ctx):
