@@ -1,5 +1,6 @@
 """OTA figures: live heap during 1 MB and 4 MB uploads, upload throughput beside a raw
-socket->file copy in MicroPython, signature verification time, a 1.5 MB upload at 160k."""
+socket->file copy in MicroPython, signature verification time. The 1.5 MB upload at the
+smallest heap is in bench_heap.py, in the worst case (AP, DNS and MQTT running)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import os
 import socket
 import subprocess
 import time
-
-import requests
 
 from conftest import MICROPYTHON, free_port
 from ota_helpers import Release, wait_for
@@ -23,7 +22,7 @@ s.bind(socket.getaddrinfo('127.0.0.1', %d)[0][-1])
 s.listen(1)
 print('ready')
 c, _ = s.accept()
-buf = bytearray(2048)  # the chunk size of perch.bundle.Reader
+buf = bytearray(2048)  # the chunk size of perch.unpack.Reader
 mv = memoryview(buf)
 n = 0
 with open('raw.bin', 'wb') as f:
@@ -89,7 +88,6 @@ def rows(bench):
     mb = 1024 * 1024
     one = rel.make("1.1.0", filler=1 * mb, name="one.bundle").read_bytes()
     four = rel.make("1.2.0", filler=4 * mb, name="four.bundle").read_bytes()
-    mid = rel.make("1.3.0", filler=int(1.5 * mb), name="mid.bundle").read_bytes()
 
     b = _board(bench, rel, "512k")
     _, peak1 = _upload(b, one, "1.1.0")
@@ -99,23 +97,6 @@ def rows(bench):
     b.stop()
     up_rate = len(four) / dt4
     raw_rate = _raw_copy_rate(bench, four)
-
-    ok160 = "no"
-    smallest = "> 256k"
-    for heap in (160, 176, 192, 208, 224, 256):
-        b = None
-        try:
-            b = _board(bench, rel, "%dk" % heap)
-            _upload(b, mid, "1.3.0")
-            smallest = "%dk" % heap
-            ok160 = "yes" if heap == 160 else ok160
-        except (requests.RequestException, AssertionError, TimeoutError, RuntimeError) as e:
-            if heap == 160:
-                ok160 = "no (%s)" % str(e).splitlines()[0][:40]
-        if b is not None:
-            b.stop()
-        if smallest != "> 256k":
-            break
 
     # signature check: MicroPython pow() on the board's code vs CPython's pow() for the same
     import bundle as hostbundle
@@ -143,9 +124,6 @@ def rows(bench):
         ("OTA upload throughput (4 MB, verify+hash+write)", up_rate / 1024, "KB/s",
          ">= 0.5x raw (%.2fx)" % (up_rate / raw_rate),
          "raw socket->file copy: %.0f KB/s" % (raw_rate / 1024)),
-        ("1.5 MB OTA upload at --heap 160k", ok160, "", "yes", "-"),
-        ("smallest --heap (16k steps) for a 1.5 MB upload", smallest, "", "<= 160k",
-         "whole app booted at that heap"),
         ("RSA-2048 signature check (pow e=65537)", mp_ms, "ms", "-",
          "CPython pow(): %.2f ms" % cpy_ms),
     ]

@@ -26,7 +26,7 @@ import build  # noqa: E402
 BOOT = ("machine", "network", "esp32", "asyncio", "perch.log", "perch.config", "perch.hw",
         "perch.app", "microdot", "perch.httpguard", "perch.web", "perch.auth", "perch.wifi",
         "perch.portal", "perch.lineproto", "perch.outbox", "perch.sensors", "perch.telemetry",
-        "perch.slots", "perch.ota", "perch.ota_web", "perch.pages")
+        "perch.slots", "perch.ota", "perch.pages")
 
 CODE = """
 import gc, sys, micropython

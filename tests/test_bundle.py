@@ -82,6 +82,7 @@ def assert_untouched(root: Path, res: dict) -> None:
     assert (root / "app" / "a" / "perch" / "version.py").read_text() == 'VERSION = "1.0.0"\n'
     assert not (root / "app" / ".new").exists()
     assert not (root / "app" / ".z").exists()
+    assert not (root / "app" / ".m").exists()
     assert not (root / "app" / "b").exists()
 
 
@@ -159,8 +160,52 @@ BAD = {
         lambda k: _mk(k, files=[("firmware.app-bin", b"x" * 100)], kind="firmware"),
         "wrong bundle type: firmware"),
     "newer_micropython": (lambda k: _mk(k, micropython="9.0.0"), "needs MicroPython 9.0.0"),
+    # the reader finds duplicates in one pass: paths must come in ascending order
+    "duplicate_path": (
+        lambda k: _mk(k, manifest_extra={"files": [
+            {"path": "perch/a.py", "size": 1, "sha256": "0" * 64},
+            {"path": "perch/a.py", "size": 1, "sha256": "0" * 64}]}),
+        "duplicate or unsorted path perch/a.py"),
+    "unsorted_paths": (
+        lambda k: _mk(k, manifest_extra={"files": [
+            {"path": "perch/b.py", "size": 1, "sha256": "0" * 64},
+            {"path": "perch/a.py", "size": 1, "sha256": "0" * 64}]}),
+        "duplicate or unsorted path perch/a.py"),
+    # a manifest that is not laid out one entry per line is refused, signed or not
+    "one_line_manifest": (lambda k: _relayout(_mk(k), k, lambda m: m.replace(b"\n", b"")),
+                          "manifest layout"),
+    "trailing_comma": (lambda k: _relayout(_mk(k), k, lambda m: m.replace(b"\n]}", b",\n]}")),
+                       "manifest is not valid JSON"),
+    "old_format": (lambda k: _reformat(_mk(k), 1), "unsupported bundle format 1"),
     "bad_version": (lambda k: _mk(k, version="one.two"), "bad version"),
 }
+
+
+def _relayout(data: bytes, keys, edit) -> bytes:
+    # the same bundle with its manifest bytes edited, signed again
+    man, mbytes, old = hostbundle.read_manifest(data)
+    new = edit(mbytes)
+    head = hostbundle.HEADER.pack(b"PRCH", 2, 0, len(new), 256)
+    return head + new + hostbundle.sign_bytes(new, keys["priv"]) + data[10 + len(mbytes) + 256:]
+
+
+def _reformat(data: bytes, fmt: int) -> bytes:
+    return data[:4] + bytes([fmt]) + data[5:]
+
+
+def test_compressed_blocks_and_manifest_layout(root, keys):
+    # a compressible file of several 2 KB blocks and an empty file; the slot keeps the manifest
+    files = [("perch/big.txt", b"perch " * 3000), ("perch/empty.py", b"")]
+    data = hostbundle.pack(files, "1.1.0", key=keys["priv"])
+    man, mbytes, _ = hostbundle.read_manifest(data)
+    assert man["format"] == 2 and mbytes.count(b"\n") == 3
+    assert "zsize" in man["files"][0] and "zsize" not in man["files"][1]
+    res = install(root, data, {"keys": [keys["cfg"]]})
+    assert res["ok"], res
+    assert (root / "app" / "b" / "perch" / "big.txt").read_bytes() == files[0][1]
+    assert (root / "app" / "b" / "perch" / "empty.py").read_bytes() == b""
+    assert (root / "app" / "b" / "manifest.json").read_bytes() == mbytes
+    assert not (root / "app" / ".m").exists()
 
 
 def _resign(data: bytes, sig: bytes) -> bytes:

@@ -1,13 +1,15 @@
 """Perch bundle builder (host side).
 
-Bundle format 1 (see README "Bundle format"):
+Bundle format 2 (see README "Bundle format"):
 
-    b"PRCH" | u8 format=1 | u8 flags=0 | u16 manifest_len (BE) | u16 sig_len (BE, 0 or 256)
-    manifest (UTF-8 JSON) | signature (sig_len bytes)
-    file data in manifest order, raw, or a raw deflate stream when the entry has "zsize"
+    b"PRCH" | u8 format=2 | u8 flags=0 | u16 manifest_len (BE) | u16 sig_len (BE, 0 or 256)
+    manifest (UTF-8 JSON, one file entry per line) | signature (sig_len bytes)
+    file data in manifest order: raw, or when the entry has "zsize" a series of blocks, each a
+    u16 BE length and a raw deflate stream of the next 2048 bytes of the file
 
 The signature is RSA-2048 PKCS#1 v1.5 over SHA-256 of the manifest bytes.  Compressed files use
-a small deflate window (``wbits`` in the manifest) so the device needs little RAM to inflate.
+a small deflate window (``wbits`` in the manifest) and small blocks, so the device inflates
+with ~3 KB of RAM and straight from the network.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 MAGIC = b"PRCH"
-FORMAT = 1
+FORMAT = 2
 WBITS = 9  # 512-byte window: the device allocates 2**WBITS bytes to inflate
+BLOCK = 2048  # raw bytes per compressed block: the device holds one compressed block
+ZMAX = 2112  # the device refuses larger compressed blocks (2048 random bytes take ~2100)
 DEFAULT_MICROPYTHON = "1.22.0"
 PRIVATE_NAME = "perch-signing.pem"
 PUBLIC_NAME = "perch-signing.pub.pem"
@@ -103,8 +107,32 @@ def sign_bytes(data: bytes, key: rsa.RSAPrivateKey) -> bytes:
 
 
 def _deflate(data: bytes) -> bytes:
-    c = zlib.compressobj(9, zlib.DEFLATED, -WBITS, 9)
-    return c.compress(data) + c.flush()
+    out = []
+    for i in range(0, len(data), BLOCK):
+        c = zlib.compressobj(9, zlib.DEFLATED, -WBITS, 9)
+        z = c.compress(data[i : i + BLOCK]) + c.flush()
+        assert len(z) <= ZMAX, "a 2048-byte block cannot deflate to more than ZMAX"
+        out += [struct.pack(">H", len(z)), z]
+    return b"".join(out)
+
+
+def _inflate(blob: bytes) -> bytes:
+    out = []
+    pos = 0
+    while pos < len(blob):
+        (n,) = struct.unpack_from(">H", blob, pos)
+        out.append(zlib.decompress(blob[pos + 2 : pos + 2 + n], -15))
+        pos += 2 + n
+    return b"".join(out)
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    """The manifest as the device reads it: JSON, with everything but the file list on the
+    first line, which ends in "files":[, then one file entry per line, then ]}."""
+    head = {k: v for k, v in manifest.items() if k != "files"}
+    top = json.dumps(head, separators=(",", ":"))[:-1] + ',"files":[\n'
+    rows = ",\n".join(json.dumps(e, separators=(",", ":")) for e in manifest.get("files", []))
+    return (top + rows + "\n]}").encode()
 
 
 def _collect(tree: Path) -> list[tuple[str, bytes]]:
@@ -133,7 +161,8 @@ def pack(
     callable). No path checks: tests use this to make hostile bundles the device must refuse."""
     entries = []
     blobs = []
-    for path, data in files:
+    # the device requires paths in strictly ascending order (so it finds duplicates in one pass)
+    for path, data in sorted(files, key=lambda f: f[0]):
         entry = {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         blob = data
         if compress:
@@ -153,7 +182,7 @@ def pack(
     }
     if manifest_extra:
         manifest.update(manifest_extra)
-    mbytes = json.dumps(manifest, separators=(",", ":")).encode()
+    mbytes = manifest_bytes(manifest)
     if key is not None:
         sig = sign_bytes(mbytes, key)
     else:
@@ -186,7 +215,7 @@ def unpack(blob: bytes) -> tuple[dict, bytes, bytes, dict[str, bytes]]:
         if len(data) != n:
             raise BundleError("truncated at " + e["path"])
         if "zsize" in e:
-            data = zlib.decompress(data, -15)
+            data = _inflate(data)
         if len(data) != e["size"] or hashlib.sha256(data).hexdigest() != e["sha256"]:
             raise BundleError("hash mismatch: " + e["path"])
         files[e["path"]] = data

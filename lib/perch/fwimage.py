@@ -7,7 +7,7 @@ import os
 
 from micropython import const
 
-from perch import hw
+from perch import hw, slots
 from perch.bundle import BundleError
 from perch.config import write_atomic
 
@@ -54,21 +54,18 @@ class PartitionSink:
         self.fill = 0
         self.block = 0
 
-    def tmp_path(self):
-        return "app/.z"
-
-    def begin(self, manifest):
-        files = manifest["files"]
-        if len(files) != 1 or files[0]["path"] != _NAME:
+    def begin(self, manifest, nfiles):
+        if nfiles != 1:
             raise BundleError("firmware bundle must hold exactly %s" % _NAME)
-        if files[0]["size"] > self.size:
-            raise BundleError("image is %d bytes, partition %s holds %d"
-                              % (files[0]["size"], hw.partition_label(self.part), self.size))
         self.version = manifest["version"]
 
     def open(self, path, size):
-        self.fill = 0
-        self.block = 0
+        # checked before the first block is written
+        if path != _NAME:
+            raise BundleError("firmware bundle must hold exactly %s" % _NAME)
+        if size > self.size:
+            raise BundleError("image is %d bytes, partition %s holds %d"
+                              % (size, hw.partition_label(self.part), self.size))
 
     def write(self, mv):
         i = 0
@@ -96,10 +93,37 @@ class PartitionSink:
     def abort(self):
         pass  # the partition is not selected, so a half-written image is never booted
 
-    def commit(self):
+    def commit(self, mpath):
         self.part.readblocks(0, self.buf)
         desc = check_image(self.buf)
         label = hw.partition_label(self.part)
         write_atomic(PENDING, json.dumps({"version": self.version, "label": label, "desc": desc,
                                           "from": hw.partition_label(self.running)}))
         self.part.set_boot()
+
+
+# ---------------------------------------------------------------- boots of a new image
+
+
+def boot(o, st):
+    fw = pending()
+    try:
+        running = hw.partition_label(hw.ota_partitions()[0])
+    except (OSError, ValueError):
+        running = None
+    if fw and running == fw.get("label"):
+        o.fw_trial = fw  # first boots of a new image: confirm it or the bootloader reverts
+        return
+    clear_pending()
+    if fw:
+        st["reason"] = o.reason = ("firmware %s was not confirmed; the bootloader went "
+                                   "back to %s" % (fw.get("version"), running))
+        slots.save(st)
+
+
+def confirmed(o):
+    from perch.ota import LOG
+
+    clear_pending()
+    LOG.info("firmware image confirmed", version=o.fw_trial.get("version"))
+    o.fw_trial = None

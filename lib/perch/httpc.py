@@ -1,12 +1,21 @@
-# Minimal asyncio HTTP/1.0 GET client for OTA downloads: redirects, Range resume, and HTTPS
-# where the port has TLS. The body is read in caller-sized chunks; nothing is buffered whole.
+# The update server's side of OTA: a minimal asyncio HTTP/1.0 GET client (redirects, Range
+# resume, HTTPS where the port has TLS; bodies read in caller-sized chunks, never whole), the
+# signed version list (index.json), and installs by download. Loaded only for these.
 import asyncio
+import hashlib
+import json
+import time
 
 from micropython import const
+
+from perch import bundle, hw, slots
+from perch.ota_install import begin, check, fail, installed, reader, sink
 
 _MAX_REDIRECTS = const(5)
 _MAX_HEADER = const(512)
 _TIMEOUT_S = const(15)
+_INDEX_MAX = const(16384)
+_INDEX_TTL_MS = const(30000)
 
 
 class HTTPError(Exception):
@@ -145,34 +154,41 @@ async def get(url, offset=0):
 
 
 class Download:
-    """bundle.Source over an HTTP download that resumes with Range when the link drops."""
+    """A bundle source (see bundle.py) over an HTTP download that resumes with Range when the
+    link drops; hashes what passes when h is given."""
 
-    def __init__(self, url, tries=3):
-        self.url = url
-        self.resp = None
+    def __init__(self, resp, h=None):
+        self.resp = resp
+        self.url = resp.url
+        self.total = resp.length
         self.got = 0
-        self.total = None
-        self.tries = tries
+        self.h = h
+        self.tries = 3
 
-    async def start(self):
-        self.resp = await get(self.url)
-        self.url = self.resp.url
-        self.total = self.resp.length
-        return self
+    def readinto(self, mv):
+        # what the socket has now; an end or an error is left to wait(), which resumes
+        try:
+            n = self.resp.r.s.readinto(mv)
+        except (OSError, AttributeError):
+            return None
+        return self._got(mv, n) if n else None
 
-    async def readinto(self, mv):
+    def _got(self, mv, n):
+        self.got += n
+        if self.h is not None:
+            self.h.update(mv[:n])
+        return n
+
+    async def wait(self, mv):
         while True:
             resp = self.resp
-            if resp is None:
-                raise HTTPError("download not started")
             try:
                 n = await resp.readinto(mv)
             except (OSError, HTTPError) as e:
                 n = -1
                 err = e
             if n > 0:
-                self.got += n
-                return n
+                return self._got(mv, n)
             if self.total is None or self.got >= self.total:
                 return 0
             # the connection ended early: resume where it stopped
@@ -184,11 +200,6 @@ class Download:
             self.resp = await get(self.url, self.got)
             if self.resp.status != 206:
                 raise HTTPError("server ignored Range; cannot resume")
-
-    def close(self):
-        if self.resp:
-            self.resp.close()
-
 
 async def fetch(url, limit):
     """A small whole document (index.json), at most `limit` bytes."""
@@ -211,3 +222,150 @@ async def fetch(url, limit):
         return bytes(mv[:got])
     finally:
         resp.close()
+
+
+# ---------------------------------------------------------------- the update server
+
+
+async def releases(o, force=False):
+    """The update server's release list (cached), or [] with index_error set."""
+    server = o.ctx.cfg["ota.server"]
+    if not server:
+        o.index_error = "ota.server is not set"
+        return []
+    now = time.ticks_ms()
+    if (not force and o.index is not None and o.index_ms is not None
+            and time.ticks_diff(now, o.index_ms) < _INDEX_TTL_MS):
+        return o.index
+    try:
+        o.index = parse_index(o, await fetch(server.rstrip("/") + "/index.json", _INDEX_MAX))
+        o.index_error = None
+        o.index_ms = now
+    except (HTTPError, bundle.BundleError, OSError, ValueError) as e:
+        # not cached: the next look retries (the station may just not be up yet)
+        o.index_error = "update server: %s" % e
+        o.index = o.index or []
+    return o.index
+
+
+def parse_index(o, raw):
+    doc = json.loads(raw)
+    raw = None
+    signed = doc.get("signed")
+    if not isinstance(signed, str):
+        raise bundle.BundleError("index.json has no signed part")
+    sig = doc.get("signature")
+    doc = None
+    cfg = o.ctx.cfg
+    if sig:
+        keys = cfg["ota.keys"]
+        if not keys:
+            raise bundle.BundleError("no trusted key configured (ota.keys is empty)")
+        try:
+            sig = bytes.fromhex(sig)
+        except ValueError:
+            raise bundle.BundleError("index.json signature is not hex")
+        digest = hashlib.sha256(signed.encode()).digest()
+        if len(sig) != 256 or not bundle.rsa_verify(digest, sig, keys):
+            raise bundle.BundleError("index.json: bad signature")
+    elif not cfg["ota.allow_unsigned"]:
+        raise bundle.BundleError("index.json is unsigned (ota.allow_unsigned is off)")
+    rels = json.loads(signed).get("releases")
+    if not isinstance(rels, list):
+        raise bundle.BundleError("index.json has no release list")
+    out = [r for r in rels if isinstance(r, dict) and isinstance(r.get("version"), str)
+           and r.get("file")]
+    out.sort(key=lambda r: bundle.parse_version(r["version"]), reverse=True)
+    return out
+
+
+async def resolve(o, version):
+    for r in await releases(o, True):
+        if r["version"] == version:
+            return r
+    if o.index_error:
+        raise ValueError(o.index_error)
+    raise LookupError("version %s is not on the update server" % version)
+
+
+async def install_url(o, url, expect=None):
+    """Download and install; `expect` is the index entry (size and sha256 checked too)."""
+    expect = expect or {}
+    want = expect.get("sha256")
+    dl = None
+    try:
+        dl = Download(await get(url), hashlib.sha256() if want else None)
+        r = reader(o, dl.total or expect.get("size") or 0)
+
+        def check():
+            if expect.get("size") not in (None, dl.got):
+                raise bundle.BundleError("size %d differs from index.json (%d)"
+                                         % (dl.got, expect["size"]))
+            if want and dl.h.digest().hex() != want:
+                raise bundle.BundleError("sha256 differs from index.json")
+
+        man = await r.run(dl, sink, check)
+    except (bundle.BundleError, HTTPError, OSError, ValueError) as e:
+        fail(o, str(e))
+        return
+    finally:
+        if dl:
+            dl.resp.close()
+    installed(o, man)
+
+
+async def describe(o):
+    rels = await releases(o)
+    doc = o.status()
+    floor = o.ctx.cfg["ota.min_version"]
+    cur = o.ctx.version
+    avail = []
+    for r in rels:
+        v = r["version"]
+        app = r.get("type", "app") == "app"
+        # firmware images have their own version line: no current/downgrade against the app
+        avail.append({"version": v, "type": "app" if app else "firmware",
+                      "size": r.get("size"), "date": r.get("date"),
+                      "notes": r.get("notes"), "current": app and v == cur,
+                      "downgrade": app and bundle.version_lt(v, cur),
+                      "allowed": not app or not bundle.version_lt(v, floor)})
+    try:
+        run, nxt = hw.ota_partitions()
+        doc["firmware"] = {"running": hw.partition_label(run),
+                           "next": hw.partition_label(nxt)}
+    except (OSError, ValueError):
+        doc["firmware"] = None
+    doc.update({"current": cur, "previous": slots.slot_version(slots.load()["previous"]),
+                "available": avail, "index_error": o.index_error,
+                "min_version": floor, "server": o.ctx.cfg["ota.server"],
+                "peak_alloc": o.peak_alloc})
+    return doc
+
+
+async def install(o, v, url):
+    # from the update server's list (by version) or from any URL; the download runs as a task
+    if isinstance(v, str):
+        bundle.parse_version(v)
+        check(o, v)
+        begin(o, v, "downloading")
+        try:
+            rel = await resolve(o, v)
+        except Exception as e:
+            fail(o, str(e))
+            raise
+        url = join(o.ctx.cfg["ota.server"].rstrip("/") + "/index.json", rel["file"])
+    elif isinstance(url, str):
+        check(o)
+        split_url(url)
+        begin(o, url, "downloading")
+        rel = None
+    else:
+        raise ValueError('body needs "version" or "url"')
+
+    async def job():
+        try:
+            await install_url(o, url, rel)
+        except Exception as e:
+            fail(o, "%s: %s" % (type(e).__name__, e))
+
+    o.task = asyncio.create_task(job())

@@ -37,36 +37,41 @@ _STATUS = ("302 Found|400 Bad Request|408 Request Timeout|411 Length Required|"
 
 
 class _Replay:
-    """A large body: first the bytes read with the head, then the socket, each
-    socket read bounded by READ_MS. Only the upload handler reads it, with read()."""
+    """A large body: first the bytes read with the head, then the socket; a bundle source (see
+    perch/bundle.py). readinto() takes what is there without a trip through the event loop,
+    which is what makes uploads fast; wait() waits, at most READ_MS. The upload handler sets
+    `left`, the body's length, and nothing past it is read."""
 
     def __init__(self, buf, inner):
-        self._buf = buf or None
-        self._pos = 0
+        self._buf = memoryview(buf) if buf else None
         self._in = inner
+        self.left = 0
 
-    def _take(self, n):
+    def readinto(self, mv):
+        left = self.left
+        if left <= 0:
+            return 0
+        if len(mv) > left:
+            mv = mv[:left]
         b = self._buf
-        if b is None:
-            return b""
-        p = self._pos
-        out = b[p:] if n < 0 else b[p:p + n]
-        self._pos = p + len(out)
-        if self._pos >= len(b):
-            self._buf = None
-        return out
+        if b is not None:
+            n = min(len(mv), len(b))
+            mv[:n] = b[:n]
+            self._buf = b[n:] if n < len(b) else None
+        else:
+            n = self._in.s.readinto(mv)
+            if n is None:
+                return None
+        self.left = left - n
+        return n
 
-    async def read(self, n=-1):
-        if self._buf is not None:
-            return self._take(n)
-        return await asyncio.wait_for_ms(self._in.read(n), READ_MS)
-
-    async def readexactly(self, n):
-        head = self._take(n) if self._buf is not None else b""
-        if len(head) == n:
-            return head
-        rest = await asyncio.wait_for_ms(self._in.readexactly(n - len(head)), READ_MS)
-        return head + rest
+    async def wait(self, mv):
+        n = self.readinto(mv)
+        if n is None:
+            mv = mv[:self.left]
+            n = await asyncio.wait_for_ms(self._in.readinto(mv), READ_MS) or 0
+            self.left -= n
+        return n
 
 
 def _stalled(req, exc):

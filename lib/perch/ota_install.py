@@ -1,277 +1,223 @@
-# The install side of OTA, loaded on first use so that a board which is not updating keeps
-# this RAM: the update server's index, downloads, uploads and the slot/partition sink.
-import asyncio
+# The work behind OTA's routes and MQTT commands, loaded per use and dropped after (ota.drop):
+# uploads, rollback and the firmware page's forms. The version list and installs from the
+# update server are in httpc, the page's HTML in ota_page, firmware images in fwimage.
 import gc
-import hashlib
-import json
-import time
+import io
 
-from micropython import const
+from microdot import Response
 
-from perch import bundle, hw, slots
-from perch.ota import installed
+from perch import bundle, slots
+from perch.httpguard import _Replay
+from perch.ota import BUSY, LOG
+from perch.pages import html
+from perch.web import body_json, json_error
 
-_INDEX_MAX = const(16384)
+
+def _ota_page():
+    # Collect first: the page code then loads into one compact run of the heap.
+    gc.collect()
+    from perch import ota_page
+
+    return ota_page
 
 
 def _httpc():
-    # downloads only: an upload does not need the HTTP client in RAM
     from perch import httpc
 
     return httpc
-_INDEX_TTL_MS = const(30000)
 
 
-async def releases(o, force=False):
-    """The update server's release list (cached), or [] with index_error set."""
-    server = o.cfg("server")
-    if not server:
-        o.index_error = "ota.server is not set"
-        return []
-    now = time.ticks_ms()
-    if (not force and o.index is not None and o.index_ms is not None
-            and time.ticks_diff(now, o.index_ms) < _INDEX_TTL_MS):
-        return o.index
-    try:
-        raw = await _httpc().fetch(server.rstrip("/") + "/index.json", _INDEX_MAX)
-        o.index = parse_index(o, raw)
-        o.index_error = None
-        o.index_ms = now
-    except (_httpc().HTTPError, bundle.BundleError, OSError, ValueError) as e:
-        # not cached: the next look retries (the station may just not be up yet)
-        o.index_error = "update server: %s" % e
-        o.index = o.index or []
-    return o.index
-
-
-def parse_index(o, raw):
-    doc = json.loads(raw)
-    signed = doc.get("signed")
-    if not isinstance(signed, str):
-        raise bundle.BundleError("index.json has no signed part")
-    sig = doc.get("signature")
-    if sig:
-        keys = o.cfg("keys")
-        if not keys:
-            raise bundle.BundleError("no trusted key configured (ota.keys is empty)")
+async def handle(o, req, p):
+    post = req.method == "POST"
+    if p == "api/ota":
+        return await describe(o) if not post else 405
+    if p == "firmware":
+        return html(await _ota_page().firmware_page(o.ctx, o)) if not post else 405
+    if not post:
+        return 405 if p in ("api/ota/install", "api/ota/upload", "api/ota/rollback",
+                            "firmware/install", "firmware/rollback") else 404
+    if p == "api/ota/upload":
+        return await _upload(o, req)
+    if p == "api/ota/install":
         try:
-            sig = bytes.fromhex(sig)
-        except ValueError:
-            raise bundle.BundleError("index.json signature is not hex")
-        digest = hashlib.sha256(signed.encode()).digest()
-        if len(sig) != 256 or not bundle.rsa_verify(digest, sig, keys):
-            raise bundle.BundleError("index.json: bad signature")
-    elif not o.cfg("allow_unsigned"):
-        raise bundle.BundleError("index.json is unsigned (ota.allow_unsigned is off)")
-    rels = json.loads(signed).get("releases")
-    if not isinstance(rels, list):
-        raise bundle.BundleError("index.json has no release list")
-    out = []
-    for r in rels:
-        if isinstance(r, dict) and isinstance(r.get("version"), str) and r.get("file"):
-            out.append(r)
-    out.sort(key=lambda r: bundle.parse_version(r["version"]), reverse=True)
-    return out
+            doc = body_json(req)
+            await _httpc().install(o, doc.get("version"), doc.get("url"))
+        except LookupError as e:
+            return json_error(404, str(e))
+        except Exception as e:
+            return json_error(409 if o.state in BUSY else 400, str(e))
+        return {"state": o.state, "target": o.target}, 202
+    if p == "api/ota/rollback":
+        try:
+            st = rollback(o, "manual rollback from %s" % o.ctx.version)
+        except (OSError, ValueError) as e:
+            return json_error(409, str(e))
+        return {"state": o.state, "to": slots.slot_version(st["active"])}, 202
+    form = req.form or {}
+    try:
+        if p == "firmware/install":
+            v = form.get("version") or ""
+            if bundle.version_lt(v, o.ctx.version) and not form.get("confirm"):
+                return html(_ota_page().confirm_page(o.ctx, v))
+            await _httpc().install(o, v, None)
+        elif p == "firmware/rollback":
+            rollback(o, "manual rollback from %s" % o.ctx.version)
+        else:
+            return 404
+    except Exception as e:
+        return html(await _ota_page().firmware_page(o.ctx, o, str(e)),
+                    409 if p == "firmware/rollback" else 400)
+    return Response("", 303, {"Location": "/firmware"})
+
+
+async def command(o, doc):
+    # MQTT: {"cmd": "ota", "version" or "url"} and {"cmd": "rollback"}
+    if doc["cmd"] == "rollback":
+        st = rollback(o, "rollback by MQTT command from %s" % o.ctx.version, False)
+        # reboot once the command result has been published
+        return {"to": slots.slot_version(st["active"])}, lambda: o.ctx.reboot(500)
+    v = doc.get("version")
+    url = doc.get("url")
+    await _httpc().install(o, v, url)
+    return {"state": o.state, "version": v} if isinstance(v, str) else {"state": o.state,
+                                                                          "url": url}
 
 
 async def describe(o):
-    rels = await releases(o)
-    floor = o.cfg("min_version")
-    cur = o.ctx.version
-    avail = []
-    for r in rels:
-        v = r["version"]
-        app = r.get("type", "app") == "app"
-        # firmware images have their own version line: no current/downgrade against the app
-        avail.append({"version": v, "type": "app" if app else "firmware",
-                      "size": r.get("size"), "date": r.get("date"),
-                      "notes": r.get("notes"), "current": app and v == cur,
-                      "downgrade": app and bundle.version_lt(v, cur),
-                      "allowed": not app or not bundle.version_lt(v, floor)})
-    doc = o.status()
-    doc["progress"] = o.pct()
-    try:
-        run, nxt = hw.ota_partitions()
-        doc["firmware"] = {"running": hw.partition_label(run),
-                           "next": hw.partition_label(nxt)}
-    except (OSError, ValueError):
-        doc["firmware"] = None
-    doc.update({"current": cur, "previous": slots.slot_version(slots.load()["previous"]),
-                "available": avail, "index_error": o.index_error,
-                "min_version": floor, "server": o.cfg("server"),
-                "peak_alloc": o.peak_alloc})
-    return doc
+    # the status document of GET /api/ota (and the firmware page): mostly the version list
+    return await _httpc().describe(o)
 
 
-def check_start(o, version=None):
-    if o.busy():
+def check(o, version=None):
+    if o.state in BUSY:
         raise ValueError("an update is already running (%s)" % o.state)
     if not o.confirmed and (o.trial or o.fw_trial):
         raise ValueError("version %s is still on trial; wait for it to be confirmed"
                          % o.ctx.version)
     if version is not None:
-        floor = o.cfg("min_version")
+        floor = o.ctx.cfg["ota.min_version"]
         if bundle.version_lt(version, floor):
             raise ValueError("version %s is below ota.min_version %s" % (version, floor))
 
 
-def new_reader(o, total, buf=None):
-    # app and firmware bundles share the pipeline; the manifest's type picks the sink
-    gc.collect()
-    o.reader = bundle.Reader(o.cfg("keys"), o.cfg("allow_unsigned"),
-                             o.cfg("min_version"), None, slots.free_bytes(), total, buf)
-    return o.reader
-
-
-async def resolve(o, version):
-    rels = await releases(o, force=True)
-    for r in rels:
-        if r["version"] == version:
-            return r
-    if o.index_error:
-        raise ValueError(o.index_error)
-    raise LookupError("version %s is not on the update server" % version)
-
-
-async def install_url(o, url, expect=None):
-    """Download and install; `expect` is the index entry (size and sha256 checked too)."""
-    o.state = "downloading"
-    o.last_error = None
-    o.progress = 0
-    dl = _httpc().Download(url)
-    try:
-        await dl.start()
-        r = new_reader(o, dl.total or (expect or {}).get("size") or 0, o.take_buffer())
-        h = hashlib.sha256() if expect and expect.get("sha256") else None
-        o.peak_alloc = 0
-        src = bundle.Source(dl, None, h, o.sample_heap)
-
-        def check():
-            if expect and expect.get("size") not in (None, src.n):
-                raise bundle.BundleError("size %d differs from index.json (%d)"
-                                         % (src.n, expect["size"]))
-            if h and h.digest().hex() != expect["sha256"]:
-                raise bundle.BundleError("sha256 differs from index.json")
-
-        man = await r.run(src, _AutoSink(), check)
-    except (bundle.BundleError, _httpc().HTTPError, OSError, ValueError) as e:
-        o.fail(str(e))
-        return False
-    finally:
-        dl.close()
-    installed(o, man)
-    return True
-
-
-def start(o, coro_fn, *args):
-    async def job():
-        try:
-            await coro_fn(*args)
-        except Exception as e:
-            o.fail("%s: %s" % (type(e).__name__, e))
-    o.task = asyncio.create_task(job())
-
-
-async def install_version(o, version):
-    check_start(o, version)
-    o.target = version
-    o.state = "downloading"
-    o.last_error = None
-    o.progress = 0
-    try:
-        rel = await resolve(o, version)
-    except Exception as e:
-        o.fail(str(e))
-        raise
-    url = _httpc().join(o.cfg("server").rstrip("/") + "/index.json", rel["file"])
-    start(o, install_url, o, url, rel)
-
-
-def install_from_url(o, url):
-    check_start(o)
-    _httpc().split_url(url)
-    o.target = url
-    o.state = "downloading"
-    o.last_error = None
-    start(o, install_url, o, url)
-
-
-async def upload(o, request, buf=None):
-    check_start(o)
-    n = request.content_length
-    if not n:
-        raise ValueError("empty upload: send the bundle as the request body")
-    o.target = "upload"
-    o.state = "installing"
+def begin(o, target, state):
+    o.target = target
+    o.state = state
     o.last_error = None
     o.progress = 0
     o.peak_alloc = 0
-    src = bundle.Source(request.stream, n, None, o.sample_heap)
-    mv = None
-    try:
-        r = new_reader(o, n, buf)
-        mv = r.mv
-        man = await r.run(src, _AutoSink())
-    except (bundle.BundleError, MemoryError) as e:
-        o.fail(str(e) if isinstance(e, bundle.BundleError) else "not enough memory to install")
-        # drain so the client reads our answer instead of a reset connection
-        await _drain(src, mv)
-        return None
-    installed(o, man)
-    return man
 
 
-def firmware_boot(o, st):
-    from perch import fwimage
-
-    fw = fwimage.pending()
-    try:
-        running = hw.partition_label(hw.ota_partitions()[0])
-    except (OSError, ValueError):
-        running = None
-    if fw and running == fw.get("label"):
-        o.fw_trial = fw  # first boots of a new image: confirm it or the bootloader reverts
-        return
-    fwimage.clear_pending()
-    if fw:
-        st["reason"] = o.reason = ("firmware %s was not confirmed; the bootloader went "
-                                      "back to %s" % (fw.get("version"), running))
-        slots.save(st)
+def fail(o, msg):
+    o.state = "error"
+    o.last_error = msg
+    o.reader = None
+    LOG.error("update failed", error=msg, target=o.target)
 
 
-async def _drain(src, mv=None):
-    try:
-        if mv is None:
-            mv = memoryview(bytearray(256))
-        while await src.readinto(mv):
+def installed(o, man):
+    o.state = "rebooting"
+    o.progress = 100
+    o.reader = None
+    LOG.info("installed, rebooting into trial", version=man["version"], type=man["type"],
+             previous=o.ctx.version)
+    o.ctx.reboot(500)
+
+
+def _sample(o):
+    # live heap (after a collection), sampled during installs: it must not grow with size
+    gc.collect()
+    a = gc.mem_alloc()
+    if a > o.peak_alloc:
+        o.peak_alloc = a
+
+
+def reader(o, total):
+    # App and firmware bundles share the pipeline; the manifest's type picks the sink. The two
+    # 2 KB blocks are taken first, after a collection, while the heap still has such blocks;
+    # the code loads after, into smaller holes. The buffer may be smaller in a fragmented heap.
+    gc.collect()
+    _sample(o)
+    bio = io.BytesIO(2112)  # one compressed block (unpack._ZMAX)
+    buf = None
+    for n in (2048, 1024, 512):
+        try:
+            buf = bytearray(n)
+            break
+        except MemoryError:
             pass
-    except Exception:
-        pass
+    from perch import unpack
+
+    cfg = o.ctx.cfg
+    r = unpack.Reader(cfg["ota.keys"], cfg["ota.allow_unsigned"], cfg["ota.min_version"],
+                      None, unpack.free_bytes(), total, buf)
+    r.bio = bio
+    r.sample = lambda: _sample(o)
+    o.reader = r
+    return r
 
 
-def _sink_for(kind):
-    if kind == "firmware":
+def sink(man):
+    if man["type"] == "firmware":
         from perch import fwimage
 
         return fwimage.PartitionSink()
-    return slots.SlotSink()
+    from perch import unpack
+
+    return unpack.SlotSink()
 
 
-class _AutoSink:
-    # picks the slot writer or the partition writer once the verified manifest names the type
-    def __init__(self):
-        self.s = None
+async def _upload(o, req):
+    n = req.content_length
+    src = None
+    try:
+        check(o)
+        if not n:
+            raise ValueError("empty upload: send the bundle as the request body")
+        begin(o, "upload", "installing")
+        # microdot keeps a small body in memory; a large one is left on the socket
+        src = _Replay(req.body, None) if req.body else req.stream
+        src.left = n
+        man = await reader(o, n).run(src, sink)
+    except ValueError as e:
+        return json_error(409 if o.state in BUSY else 400, str(e))
+    except (bundle.BundleError, MemoryError) as e:
+        nomem = isinstance(e, MemoryError)
+        fail(o, "not enough memory to install" if nomem else str(e))
+        if src is not None:
+            # drain so the client reads our answer instead of a reset connection
+            try:
+                b = memoryview(bytearray(256))
+                while src.left:
+                    k = src.readinto(b)
+                    if k is None:
+                        k = await src.wait(b)
+                    if not k:
+                        break
+            except Exception:
+                pass
+        return json_error(503 if nomem else 400, o.last_error, state=o.state)
+    installed(o, man)
+    return {"version": man["version"], "state": o.state, "rebooting": True}
 
-    def tmp_path(self):
-        return slots.ZTMP
 
-    def begin(self, man):
-        s = _sink_for(man["type"])
-        self.s = s
-        self.open, self.write, self.close, self.commit = s.open, s.write, s.close, s.commit
-        s.begin(man)
-
-    def abort(self):
-        if self.s is not None:
-            self.s.abort()
-        slots.rmtree(slots.ZTMP)
+def rollback(o, why, reboot=True):
+    """Make the previous slot active again; it was confirmed before, so it is not on trial."""
+    if o.state in BUSY:
+        raise ValueError("an update is running (%s)" % o.state)
+    st = slots.load()
+    prev = st["previous"]
+    if not prev or slots.slot_version(prev) is None:
+        raise OSError("no previous version to roll back to")
+    st["previous"] = st["active"]
+    st["active"] = prev
+    st["trial"] = False
+    st["tries"] = 0
+    st["crashes"] = 0
+    st["reason"] = why
+    slots.save(st)
+    o.state = "rebooting"
+    LOG.warning("rolling back", to=slots.slot_version(prev), reason=why)
+    if reboot:
+        o.ctx.reboot(500)
+    return st

@@ -1,0 +1,416 @@
+# Streaming reader of Perch bundles (format 2, see README "Bundle format"), and the writer
+# of an app slot.
+#
+# One pass over the source with one fixed buffer: header, manifest (parked on flash, read back
+# one line, so one file entry, at a time), signature check, then each file is copied or
+# inflated into a sink while its SHA-256 is computed. Nothing reaches the sink before the
+# signature and the whole manifest have been checked, and the sink only commits after every
+# file matched, so a bad bundle never changes what boots.
+#
+# A source has readinto(mv) -> bytes read now, 0 at the end, or None when it would block, and
+# async wait(mv), which waits for some: the copy loop calls no coroutine while data is there.
+import asyncio
+import hashlib
+import io
+import json
+import os
+import sys
+
+import deflate
+from micropython import const
+
+from perch.bundle import BundleError, parse_version, rsa_verify, version_lt
+
+_HDR = const(10)
+_FORMAT = const(2)
+_MAX_MANIFEST = const(16384)
+_SIG_LEN = const(256)
+_CHUNK = const(2048)
+_BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
+_ZMAX = const(2112)  # largest compressed block: 2048 random bytes deflate to ~2100
+_TICK = const(16384)  # yield to the event loop at least this often while data keeps coming
+_SAMPLE = const(1048576)  # heap sample interval: a gc.collect() costs 1-2 ms
+_MAX_FILES = const(256)
+_MAX_PATH = const(96)
+_LINE = const(1024)
+MANIFEST = "app/.m"  # the manifest while installing; an app install renames it into the slot
+
+
+def check_path(p):
+    if not isinstance(p, str) or not p or len(p) > _MAX_PATH:
+        raise BundleError("bad file path %r" % (p,))
+    if p[0] == "/" or "\\" in p or ":" in p:
+        raise BundleError("absolute path refused: %s" % p)
+    for part in p.split("/"):
+        if part in ("", ".", ".."):
+            raise BundleError("path leaves the slot: %s" % p)
+    if p == "boot.py" or p == "manifest.json":
+        raise BundleError("bundle may not replace %s" % p)
+
+
+class Reader:
+    """Validates and unpacks one bundle from a source into the sink that make_sink(header)
+    returns: begin(header, nfiles), open(path, size), write(mv), close(), commit(manifest
+    path), abort(). Progress: `done` and `total` bytes of the bundle; `stage` names the step;
+    sample(), when set, is called at the start of the files and every _SAMPLE bytes."""
+
+    def __init__(self, keys, allow_unsigned=False, min_version="0.0.0", kind="app",
+                 max_bytes=0x7FFFFFFF, total=0, buf=None):
+        self.keys = keys or []
+        self.allow_unsigned = allow_unsigned
+        self.min_version = min_version or "0.0.0"
+        self.kind = kind
+        self.max_bytes = max_bytes
+        self.total = total
+        self.done = 0
+        self.mark = _TICK
+        self.next = _SAMPLE
+        self.sample = None
+        self.bio = None
+        self.stage = "header"
+        self.mv = memoryview(buf if buf is not None else bytearray(_CHUNK))
+
+    def _short(self):
+        return BundleError("truncated bundle (%s, %d bytes read)" % (self.stage, self.done))
+
+    async def _tick(self):
+        # the copy loop never waits while the socket has data: let the other tasks run
+        self.mark = self.done + _TICK
+        if self.done >= self.next and self.sample:
+            self.next = self.done + _SAMPLE
+            self.sample()
+        await asyncio.sleep(0)
+
+    async def _fill(self, src, b):
+        # exactly len(b) bytes into b
+        got = 0
+        while got < len(b):
+            m = b[got:] if got else b
+            n = src.readinto(m)
+            if n is None:
+                n = await src.wait(m)
+            if not n:
+                raise self._short()
+            got += n
+            self.done += n
+        if self.done >= self.mark:
+            await self._tick()
+
+    async def _pump(self, src, left, out, h):
+        # Move `left` bytes from src to out, hashing them: the hot loop of every install.
+        mv = self.mv
+        c = len(mv)
+        while left:
+            b = mv if left >= c else mv[:left]
+            n = src.readinto(b)
+            if n is None:
+                n = await src.wait(b)
+            if not n:
+                raise self._short()
+            if n < len(b):
+                b = b[:n]
+            h.update(b)
+            out.write(b)
+            left -= n
+            self.done += n
+            if self.done >= self.mark:
+                await self._tick()
+
+    async def run(self, src, make_sink, check=None):
+        sink = None
+        try:
+            man, nfiles = await self._head(src)
+            self.stage = "files"
+            if self.sample:
+                self.sample()
+            sink = make_sink(man)
+            sink.begin(man, nfiles)
+            with open(MANIFEST) as f:
+                f.readline(_LINE)
+                self.comma = None
+                while True:
+                    ent = self._entry(f)
+                    if ent is None:
+                        break
+                    p = ent["path"]
+                    self.stage = "file " + p
+                    left = ent["size"]
+                    h = hashlib.sha256()
+                    sink.open(p, left)
+                    if "zsize" in ent:
+                        await self._inflate(src, left, ent["zsize"], sink, h, man["wbits"])
+                    else:
+                        await self._pump(src, left, sink, h)
+                    if h.digest().hex() != ent["sha256"]:
+                        raise BundleError("sha256 mismatch in %s" % p)
+                    sink.close()
+            self.stage = "trailer"
+            b = self.mv[:1]
+            n = src.readinto(b)
+            if n is None:
+                n = await src.wait(b)
+            if n:
+                raise BundleError("trailing data after the last file")
+            self.stage = "commit"
+            if check:
+                check()
+            sink.commit(MANIFEST)
+            self.stage = "done"
+            return man
+        except BaseException as e:
+            try:
+                if sink is not None:
+                    sink.abort()
+            except Exception:
+                pass
+            if isinstance(e, (BundleError, asyncio.CancelledError)):
+                raise
+            if isinstance(e, OSError):
+                raise BundleError("I/O error during %s: %s" % (self.stage, e))
+            raise BundleError("%s during %s: %s" % (type(e).__name__, self.stage, e))
+        finally:
+            try:
+                os.remove(MANIFEST)
+            except OSError:
+                pass
+
+    async def _head(self, src):
+        mv = self.mv
+        await self._fill(src, mv[:_HDR])
+        if bytes(mv[:4]) != b"PRCH":
+            raise BundleError("not a Perch bundle (bad magic)")
+        if mv[4] != _FORMAT:
+            raise BundleError("unsupported bundle format %d" % mv[4])
+        mlen = (mv[6] << 8) | mv[7]
+        slen = (mv[8] << 8) | mv[9]
+        if not 2 <= mlen <= _MAX_MANIFEST:
+            raise BundleError("manifest length %d out of range" % mlen)
+        if slen not in (0, _SIG_LEN):
+            raise BundleError("signature length %d is not 0 or 256" % slen)
+        self.stage = "manifest"
+        # The manifest goes through the fixed buffer to flash, and is read back a line at a
+        # time: never whole in RAM, however many files it lists.
+        h = hashlib.sha256()
+        with open(MANIFEST, "wb") as f:
+            await self._pump(src, mlen, f, h)
+        digest = h.digest()
+        self.stage = "signature"
+        if slen:
+            sig = mv[:slen]
+            await self._fill(src, sig)
+            if not self.keys:
+                raise BundleError("no trusted key configured (ota.keys is empty)")
+            if not rsa_verify(digest, sig, self.keys):
+                raise BundleError("bad signature: no trusted key matches")
+        elif not self.allow_unsigned:
+            raise BundleError("unsigned bundle refused (ota.allow_unsigned is off)")
+        self.stage = "manifest"
+        with open(MANIFEST) as f:
+            line = f.readline(_LINE)
+            if not line.endswith('"files":[\n'):
+                raise BundleError("manifest layout: the first line must end with \"files\":[")
+            man = self._json(line[:-1] + "]}")
+            if man.get("format") != _FORMAT:
+                raise BundleError("manifest format is not %d" % _FORMAT)
+            t = man.get("type")
+            if t not in ("app", "firmware"):
+                raise BundleError("unknown bundle type %r" % (t,))
+            if self.kind and t != self.kind:
+                raise BundleError("wrong bundle type: %s, expected %s" % (t, self.kind))
+            ver = man.get("version")
+            if version_lt(ver, self.min_version):
+                raise BundleError("version %s is below ota.min_version %s"
+                                  % (ver, self.min_version))
+            mp = man.get("micropython", "0.0.0")
+            have = sys.implementation.version[:3]
+            if parse_version(mp)[:3] > have:
+                raise BundleError("needs MicroPython %s, this is %d.%d.%d" % ((mp,) + have))
+            w = man.setdefault("wbits", 10)
+            if not isinstance(w, int) or not 8 <= w <= 12:
+                raise BundleError("deflate window wbits=%r out of range 8..12" % (w,))
+            # every entry is checked before anything is written
+            self.comma = None
+            n = total = 0
+            last = ""
+            while True:
+                ent = self._entry(f)
+                if ent is None:
+                    break
+                p = ent["path"]
+                if p <= last:
+                    raise BundleError("duplicate or unsorted path %s" % p)
+                last = p
+                n += 1
+                total += ent["size"]
+            if f.read(1) or not 0 < n <= _MAX_FILES:
+                raise BundleError("manifest file list is empty, too long or not last")
+        if total > self.max_bytes:
+            raise BundleError("bundle too large: %d bytes, %d available" % (total, self.max_bytes))
+        return man, n
+
+    def _json(self, s):
+        try:
+            d = json.loads(s)
+        except ValueError:
+            d = None
+        if not isinstance(d, dict):
+            raise BundleError("manifest is not valid JSON")
+        return d
+
+    def _entry(self, f):
+        # The next file entry, one JSON object per line, or None at the closing "]}".
+        # self.comma: whether the previous entry ended in a comma (None before the first)
+        s = f.readline(_LINE).rstrip()
+        if self.comma if s == "]}" else self.comma is False:
+            raise BundleError("manifest is not valid JSON")
+        if s == "]}":
+            return None
+        self.comma = s.endswith(",")
+        ent = self._json(s[:-1] if self.comma else s)
+        p = ent.get("path")
+        check_path(p)
+        size = ent.get("size")
+        z = ent.get("zsize", 0)
+        if not isinstance(size, int) or not isinstance(z, int) or size < 0 or z < 0:
+            raise BundleError("bad size for %s" % p)
+        sha = ent.get("sha256")
+        if not isinstance(sha, str) or len(sha) != 64:
+            raise BundleError("bad sha256 for %s" % p)
+        return ent
+
+    async def _inflate(self, src, left, z, out, h, wbits):
+        # Each block is a length (u16 BE) and a raw deflate stream of up to _BLOCK bytes:
+        # it is read whole into a small BytesIO and inflated from there, as DeflateIO can
+        # only pull from a blocking stream and reads it one byte per call.
+        mv = self.mv
+        c = len(mv)
+        bio = self.bio
+        if bio is None:
+            bio = self.bio = io.BytesIO(_ZMAX)
+        bad = BundleError("corrupt compressed data in %s" % self.stage[5:])
+        while left:
+            await self._fill(src, mv[:2])
+            zl = mv[0] << 8 | mv[1]
+            z -= zl + 2
+            if zl > _ZMAX or z < 0:
+                raise bad
+            bio.seek(0)
+            while zl:
+                k = min(zl, c)
+                await self._fill(src, mv[:k])
+                bio.write(mv[:k])
+                zl -= k
+            bio.seek(0)
+            d = deflate.DeflateIO(bio, deflate.RAW, wbits)
+            k = min(left, _BLOCK)
+            left -= k
+            while k:
+                b = mv[:min(k, c)]
+                try:
+                    n = d.readinto(b)
+                except (OSError, ValueError, EOFError):
+                    n = 0
+                if n != len(b):
+                    raise bad
+                h.update(b)
+                out.write(b)
+                k -= n
+        if z:
+            raise bad
+
+
+# ---------------------------------------------------------------- writing an app slot
+
+STAGING = "app/.new"
+
+
+def rmtree(path):
+    try:
+        entries = list(os.ilistdir(path))
+    except OSError:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return
+    for e in entries:
+        p = path + "/" + e[0]
+        if e[1] == 0x4000:
+            rmtree(p)
+        else:
+            os.remove(p)
+    os.rmdir(path)
+
+
+def makedirs(path):
+    cur = ""
+    for part in path.split("/"):
+        cur = cur + "/" + part if cur else part
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass  # there already (a file in the way fails at open)
+
+
+def free_bytes():
+    try:
+        s = os.statvfs(".")
+        return max(0, s[0] * s[4] - 16384)  # keep a margin for the state and config files
+    except (OSError, AttributeError):
+        return 0x7FFFFFFF
+
+
+class SlotSink:
+    """Writes an app bundle into the inactive slot (slots.py has the power-cut invariants)."""
+
+    def __init__(self):
+        self.f = None
+
+    def begin(self, man, nfiles):
+        from perch import slots
+
+        self.active = slots.load()["active"]
+        rmtree(STAGING)
+        makedirs(STAGING)
+
+    def open(self, path, size):
+        d = path.rpartition("/")[0]
+        if d:
+            makedirs(STAGING + "/" + d)
+        self.f = open(STAGING + "/" + path, "wb")
+        self.write = self.f.write
+
+    def close(self):
+        f = self.f
+        self.f = None
+        if f is not None:
+            f.close()
+
+    def abort(self):
+        self.close()
+        rmtree(STAGING)
+
+    def commit(self, mpath):
+        from perch import slots
+
+        # manifest.json last, by rename: a slot without it is incomplete and never booted
+        os.rename(mpath, STAGING + "/manifest.json")
+        st = slots.load()
+        if st["active"] != self.active:
+            raise OSError("active slot changed during install")
+        dst = "app/" + ("b" if st["active"] == "a" else "a")
+        # unmark the old slot first: a power cut halfway through deleting it must not leave
+        # a slot that still looks complete to boot.py or to a rollback
+        try:
+            os.remove(dst + "/manifest.json")
+        except OSError:
+            pass
+        rmtree(dst)
+        os.rename(STAGING, dst)
+        st["previous"] = st["active"]
+        st["active"] = dst[-1]
+        st["trial"] = True
+        st["tries"] = 0
+        st["crashes"] = 0
+        st["reason"] = None
+        slots.save(st)
