@@ -156,7 +156,7 @@ for k in dir(p):
         bad.append(k)
     elif isinstance(getattr(p, k), type) and getattr(p, k) is not getattr(m, k):
         mc = getattr(m, k)
-        inst = mc(0) if k == 'WLAN' else None
+        inst = mc(0) if k == 'WLAN' else mc(1) if k == 'Partition' else None
         for a in dir(getattr(p, k)):
             if not a.startswith('_') and not hasattr(mc, a) and not hasattr(inst, a):
                 bad.append(k + '.' + a)

@@ -33,7 +33,10 @@ _wlan = {}  # interface id -> its one WLAN object (one radio, as on the chip)
 def __getattr__(name):
     if name[0] == "_":
         raise AttributeError(name)
-    return machine._lazy("_netops", name)
+    v = machine._lazy("_netops", name)
+    # A function goes out as a stand-in that loads it for each call: the function itself
+    # would keep all of _netops alive for as long as someone holds it (perch.hw does).
+    return (lambda *a, **k: machine._lazy("_netops", name)(*a, **k)) if callable(v) else v
 
 
 def _auth(net):
@@ -85,8 +88,10 @@ class WLAN:
         return _wlan.get(interface_id) or machine._lazy("_netops", "_new")(cls, interface_id)
 
     def __getattr__(self, name):
-        f = getattr(machine._lazy("_netops", "WLAN"), name)
-        return lambda *a, **k: f(self, *a, **k)
+        # as network.__getattr__: a stand-in that loads the method for each call
+        if name not in ("active", "connect", "disconnect", "config", "ipconfig"):
+            raise AttributeError(name)
+        return lambda *a, **k: getattr(machine._lazy("_netops", "WLAN"), name)(self, *a, **k)
 
     def isconnected(self):
         # Also advances the simulated station (_netops._poll): only when the world changed, a
