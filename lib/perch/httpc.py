@@ -1,6 +1,7 @@
 # The update server's side of OTA: a minimal asyncio HTTP/1.0 GET client (redirects, Range
 # resume, HTTPS where the port has TLS; bodies read in caller-sized chunks, never whole), the
-# signed version list (index.json), and installs by download. Loaded only for these.
+# signed version list (index.json), and installs by download (with ota_install). Loaded only
+# for these: without ota.server, GET /api/ota and the page never load it.
 import asyncio
 import hashlib
 import json
@@ -8,8 +9,7 @@ import time
 
 from micropython import const
 
-from perch import bundle, hw, slots
-from perch.ota_install import begin, check, fail, installed, reader, sink
+from perch import bundle
 
 _MAX_REDIRECTS = const(5)
 _MAX_HEADER = const(512)
@@ -290,6 +290,8 @@ async def resolve(o, version):
 
 async def install_url(o, url, expect=None):
     """Download and install; `expect` is the index entry (size and sha256 checked too)."""
+    from perch.ota_install import fail, installed, reader, sink
+
     expect = expect or {}
     want = expect.get("sha256")
     dl = None
@@ -314,9 +316,9 @@ async def install_url(o, url, expect=None):
     installed(o, man)
 
 
-async def describe(o):
+async def available(o):
+    # the version list of GET /api/ota, marked against the running version and the floor
     rels = await releases(o)
-    doc = o.status()
     floor = o.ctx.cfg["ota.min_version"]
     cur = o.ctx.version
     avail = []
@@ -329,21 +331,13 @@ async def describe(o):
                       "notes": r.get("notes"), "current": app and v == cur,
                       "downgrade": app and bundle.version_lt(v, cur),
                       "allowed": not app or not bundle.version_lt(v, floor)})
-    try:
-        run, nxt = hw.ota_partitions()
-        doc["firmware"] = {"running": hw.partition_label(run),
-                           "next": hw.partition_label(nxt)}
-    except (OSError, ValueError):
-        doc["firmware"] = None
-    doc.update({"current": cur, "previous": slots.slot_version(slots.load()["previous"]),
-                "available": avail, "index_error": o.index_error,
-                "min_version": floor, "server": o.ctx.cfg["ota.server"],
-                "peak_alloc": o.peak_alloc})
-    return doc
+    return avail
 
 
 async def install(o, v, url):
     # from the update server's list (by version) or from any URL; the download runs as a task
+    from perch.ota_install import begin, check, fail
+
     if isinstance(v, str):
         bundle.parse_version(v)
         check(o, v)

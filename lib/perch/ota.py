@@ -1,8 +1,11 @@
 # OTA, the part that stays in RAM: state and status, the trial confirmation by health check,
-# one route for /api/ota... and /firmware..., and the "ota" and "rollback" MQTT commands. The
-# work behind them (ota_install, bundle, httpc, fwimage, ota_page) loads per use and is
-# dropped after, so that one look at the firmware page does not cost RAM for good.
+# the status document of GET /api/ota, one route for /api/ota... and /firmware..., and the
+# "ota" and "rollback" MQTT commands. The work behind them loads per use and is dropped
+# after, so that one look at the firmware page does not cost RAM for good: an upload loads
+# ota_install and unpack, the page ota_page, the version list httpc (and only with
+# ota.server set), the other POSTs and commands ota_cmd.
 import asyncio
+import gc
 import sys
 import time
 
@@ -12,16 +15,17 @@ from perch import hw, log
 from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
-_LAZY = ("ota_install", "ota_page", "bundle", "unpack", "httpc", "fwimage", "slots")
+_LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "httpc", "fwimage",
+         "slots")
 BUSY = ("downloading", "installing", "rebooting")
 
 LOG = log.Logger("ota")
 
 
-def work():
-    from perch import ota_install
-
-    return ota_install
+def work(name="ota_cmd"):
+    # Collect first: the code then loads into one compact run of the heap.
+    gc.collect()
+    return __import__("perch." + name, None, None, (name,))
 
 
 def drop(o):
@@ -45,6 +49,7 @@ class OTA:
         self.last_error = self.target = self.reader = self.task = None
         self.index = self.index_ms = self.index_error = None
         self.peak_alloc = 0
+        self.fw = False  # the firmware partitions' labels, read on first use (fixed till reboot)
         slots = lazy("slots")
         st = slots.load()
         self.trial = bool(st["trial"])
@@ -66,6 +71,33 @@ class OTA:
                 "target": self.target, "trial": self.trial, "confirmed": self.confirmed,
                 "rollback_reason": self.reason,
                 "firmware_pending": self.fw_trial.get("version") if self.fw_trial else None}
+
+
+async def describe(o):
+    """GET /api/ota (and the page): the status, plus the version list when ota.server is set,
+    which loads httpc; without it nothing loads."""
+    ctx = o.ctx
+    cfg = ctx.cfg
+    if o.fw is False:
+        try:
+            run, nxt = hw.ota_partitions()
+            o.fw = {"running": hw.partition_label(run), "next": hw.partition_label(nxt)}
+        except (OSError, ValueError):
+            o.fw = None
+    doc = o.status()
+    doc["firmware"] = o.fw
+    doc["current"] = ctx.version
+    doc["previous"] = ctx.previous_version
+    doc["min_version"] = cfg["ota.min_version"]
+    doc["server"] = cfg["ota.server"]
+    doc["peak_alloc"] = o.peak_alloc
+    if cfg["ota.server"]:
+        doc["available"] = await work("httpc").available(o)
+    else:
+        o.index_error = "ota.server is not set"
+        doc["available"] = []
+    doc["index_error"] = o.index_error
+    return doc
 
 
 def _failing(ctx):
@@ -122,10 +154,18 @@ def setup(ctx):
     ctx.status["ota"] = o.status
 
     # One route for the JSON API (/api/ota, /api/ota/install|upload|rollback) and the page
-    # (/firmware, /firmware/install|rollback): ota_install tells them apart.
+    # (/firmware, /firmware/install|rollback): the two GETs and the upload here, the rest
+    # (and the 404s and 405s) in ota_cmd.
     @ctx.web.route("/<re:(api.ota|firmware).*:p>", methods=["GET", "POST"])
     async def route(request, p):
+        post = request.method == "POST"
         try:
+            if p == "api/ota" and not post:
+                return await describe(o)
+            if p == "firmware" and not post:
+                return await work("ota_page").firmware_page(o)
+            if p == "api/ota/upload" and post:
+                return await work("ota_install").upload(o, request)
             return await work().handle(o, request, p)
         finally:
             drop(o)

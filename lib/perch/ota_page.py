@@ -3,8 +3,8 @@
 # The markup and its script are in pages.html; plain forms work without JavaScript.
 from micropython import const
 
-from perch.ota import work
-from perch.pages import page
+from perch.ota import describe
+from perch.pages import html, page
 
 # Blocks of pages.html (the build checks these numbers)
 _B_MUTED = const(4)
@@ -22,7 +22,7 @@ _B_FIRMWARE_JS = const(39)
 
 
 def confirm_page(ctx, v):
-    return page(ctx, "Firmware", (_B_CONFIRM, (v, ctx.version)))
+    return html(page(ctx, "Firmware", (_B_CONFIRM, (v, ctx.version))))
 
 
 def _release(r):
@@ -33,11 +33,11 @@ def _release(r):
                          r["notes"], act))
 
 
-async def firmware_page(ctx, o, error=None):
-    d = await work().describe(o)
+async def firmware_page(o, error=None, status=200):
+    d = await describe(o)
     rels = d["available"]
     prev = d["previous"]
-    return page(ctx, "Firmware", (_B_FIRMWARE, (
+    return html(page(o.ctx, "Firmware", (_B_FIRMWARE, (
         d["current"], "on trial" if d["trial"] and not d["confirmed"] else "confirmed",
         prev or "none", d["min_version"],
         d["rollback_reason"] and (_B_ROLLED_BACK, (d["rollback_reason"],)),
@@ -45,4 +45,4 @@ async def firmware_page(ctx, o, error=None):
         (_B_VERSIONS, ((_release(r) for r in rels),)) if rels else
         (_B_MUTED, (d["index_error"] or "no releases",)),
         (_B_ROLL_BACK, (prev,)) if prev else (_B_MUTED, ("no previous version",)))),
-        _B_FIRMWARE_JS)
+        _B_FIRMWARE_JS), status)

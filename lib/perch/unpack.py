@@ -66,7 +66,7 @@ class Reader:
         self.mark = _TICK
         self.next = _SAMPLE
         self.sample = None
-        self.bio = None
+        self.bio = self.room = None
         self.stage = "header"
         self.mv = memoryview(buf if buf is not None else bytearray(_CHUNK))
 
@@ -200,6 +200,7 @@ class Reader:
             await self._fill(src, sig)
             if not self.keys:
                 raise BundleError("no trusted key configured (ota.keys is empty)")
+            self.room = None  # the numbers' place (see _inflate)
             if not rsa_verify(digest, sig, self.keys):
                 raise BundleError("bad signature: no trusted key matches")
         elif not self.allow_unsigned:
@@ -301,6 +302,10 @@ class Reader:
                 bio.write(mv[:k])
                 zl -= k
             bio.seek(0)
+            # The inflater's state and window (~1.9 KB on 64-bit, two blocks) go where the
+            # room the caller kept was (also the signature check's numbers), or where the last
+            # block's were: a failed allocation collects, which frees them.
+            self.room = None
             d = deflate.DeflateIO(bio, deflate.RAW, wbits)
             k = min(left, _BLOCK)
             left -= k
@@ -315,6 +320,7 @@ class Reader:
                 h.update(b)
                 out.write(b)
                 k -= n
+            d = None
         if z:
             raise bad
 
