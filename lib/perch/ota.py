@@ -6,6 +6,7 @@
 # ota.server set), the other POSTs and commands ota_cmd.
 import asyncio
 import gc
+import io
 import sys
 import time
 
@@ -15,8 +16,8 @@ from perch import hw, log
 from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
-_LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "httpc", "fwimage",
-         "slots")
+_LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "unpack_head", "httpc",
+         "fwimage", "slots")
 BUSY = ("downloading", "installing", "rebooting")
 
 LOG = log.Logger("ota")
@@ -26,6 +27,27 @@ def work(name="ota_cmd"):
     # Collect first: the code then loads into one compact run of the heap.
     gc.collect()
     return __import__("perch." + name, None, None, (name,))
+
+
+def blocks():
+    """An install's blocks of ~2 KB, taken after a collection and before its code loads, while
+    the heap still has such blocks (the code then goes into smaller holes): a compressed
+    block (unpack._ZMAX), room for the inflater's state and the signature check's numbers
+    (unpack._inflate), and the copy buffer, smaller in a fragmented heap."""
+    gc.collect()
+    bio = room = buf = None
+    try:
+        bio = io.BytesIO(2112)
+        room = bytearray(1888)
+        for n in (2048, 1024, 512):
+            try:
+                buf = bytearray(n)
+                break
+            except MemoryError:
+                pass
+    except MemoryError:
+        pass  # the reader's MemoryError says so
+    return [bio, room, buf]
 
 
 def drop(o):
@@ -165,7 +187,7 @@ def setup(ctx):
             if p == "firmware" and not post:
                 return await work("ota_page").firmware_page(o)
             if p == "api/ota/upload" and post:
-                return await work("ota_install").upload(o, request)
+                return await work("ota_install").upload(o, request, blocks())
             return await work().handle(o, request, p)
         finally:
             drop(o)

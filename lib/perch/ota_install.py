@@ -2,11 +2,10 @@
 # an install by download (httpc) shares with it. Only what an upload runs is here; the reader
 # is unpack, firmware images fwimage.
 import gc
-import io
 
 from perch import bundle
 from perch.httpguard import _Replay
-from perch.ota import BUSY, LOG
+from perch.ota import BUSY, LOG, blocks
 from perch.web import json_error
 
 
@@ -54,22 +53,16 @@ def _sample(o):
         o.peak_alloc = a
 
 
-def reader(o, total):
-    # App and firmware bundles share the pipeline; the manifest's type picks the sink. The
-    # blocks of 2 KB are taken first, after a collection, while the heap still has such
-    # blocks; the code loads after, into smaller holes. The buffer may be smaller in a
-    # fragmented heap. `room` keeps a place for the inflater's state (see unpack._inflate).
-    gc.collect()
+def reader(o, total, b=None):
+    # App and firmware bundles share the pipeline; the manifest's type picks the sink.
+    # b: the blocks ota.blocks() took before this code loaded.
+    if b is None:
+        b = blocks()
+    bio, room, buf = b
+    b.clear()  # the reader owns them now: room must be free once it lets go of it
+    if buf is None:
+        raise MemoryError
     _sample(o)
-    bio = io.BytesIO(2112)  # one compressed block (unpack._ZMAX)
-    room = bytearray(1888)
-    buf = None
-    for n in (2048, 1024, 512):
-        try:
-            buf = bytearray(n)
-            break
-        except MemoryError:
-            pass
     from perch import unpack
 
     cfg = o.ctx.cfg
@@ -92,7 +85,7 @@ def sink(man):
     return unpack.SlotSink()
 
 
-async def upload(o, req):
+async def upload(o, req, b):
     n = req.content_length
     src = None
     try:
@@ -103,7 +96,7 @@ async def upload(o, req):
         # microdot keeps a small body in memory; a large one is left on the socket
         src = _Replay(req.body, None) if req.body else req.stream
         src.left = n
-        man = await reader(o, n).run(src, sink)
+        man = await reader(o, n, b).run(src, sink)
     except ValueError as e:
         return json_error(409 if o.state in BUSY else 400, str(e))
     except (bundle.BundleError, MemoryError) as e:

@@ -14,25 +14,19 @@ import hashlib
 import io
 import json
 import os
-import sys
 
 import deflate
 from micropython import const
 
-from perch.bundle import BundleError, parse_version, rsa_verify, version_lt
+from perch.bundle import BundleError
+from perch.config import lazy
 
-_HDR = const(10)
-_FORMAT = const(2)
-_MAX_MANIFEST = const(16384)
-_SIG_LEN = const(256)
 _CHUNK = const(2048)
 _BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
 _ZMAX = const(2112)  # largest compressed block: 2048 random bytes deflate to ~2100
 _TICK = const(16384)  # yield to the event loop at least this often while data keeps coming
 _SAMPLE = const(1048576)  # heap sample interval: a gc.collect() costs 1-2 ms
-_MAX_FILES = const(256)
 _MAX_PATH = const(96)
-_LINE = const(1024)
 MANIFEST = "app/.m"  # the manifest while installing; an app install renames it into the slot
 
 
@@ -119,14 +113,15 @@ class Reader:
     async def run(self, src, make_sink, check=None):
         sink = None
         try:
-            man, nfiles = await self._head(src)
+            # the header, manifest and signature code is only needed till the files start
+            man, nfiles = await lazy("unpack_head").head(self, src)
             self.stage = "files"
             if self.sample:
                 self.sample()
             sink = make_sink(man)
             sink.begin(man, nfiles)
             with open(MANIFEST) as f:
-                f.readline(_LINE)
+                f.readline()  # checked by unpack_head
                 self.comma = None
                 while True:
                     ent = self._entry(f)
@@ -174,81 +169,6 @@ class Reader:
             except OSError:
                 pass
 
-    async def _head(self, src):
-        mv = self.mv
-        await self._fill(src, mv[:_HDR])
-        if bytes(mv[:4]) != b"PRCH":
-            raise BundleError("not a Perch bundle (bad magic)")
-        if mv[4] != _FORMAT:
-            raise BundleError("unsupported bundle format %d" % mv[4])
-        mlen = (mv[6] << 8) | mv[7]
-        slen = (mv[8] << 8) | mv[9]
-        if not 2 <= mlen <= _MAX_MANIFEST:
-            raise BundleError("manifest length %d out of range" % mlen)
-        if slen not in (0, _SIG_LEN):
-            raise BundleError("signature length %d is not 0 or 256" % slen)
-        self.stage = "manifest"
-        # The manifest goes through the fixed buffer to flash, and is read back a line at a
-        # time: never whole in RAM, however many files it lists.
-        h = hashlib.sha256()
-        with open(MANIFEST, "wb") as f:
-            await self._pump(src, mlen, f, h)
-        digest = h.digest()
-        self.stage = "signature"
-        if slen:
-            sig = mv[:slen]
-            await self._fill(src, sig)
-            if not self.keys:
-                raise BundleError("no trusted key configured (ota.keys is empty)")
-            self.room = None  # the numbers' place (see _inflate)
-            if not rsa_verify(digest, sig, self.keys):
-                raise BundleError("bad signature: no trusted key matches")
-        elif not self.allow_unsigned:
-            raise BundleError("unsigned bundle refused (ota.allow_unsigned is off)")
-        self.stage = "manifest"
-        with open(MANIFEST) as f:
-            line = f.readline(_LINE)
-            if not line.endswith('"files":[\n'):
-                raise BundleError("manifest layout: the first line must end with \"files\":[")
-            man = self._json(line[:-1] + "]}")
-            if man.get("format") != _FORMAT:
-                raise BundleError("manifest format is not %d" % _FORMAT)
-            t = man.get("type")
-            if t not in ("app", "firmware"):
-                raise BundleError("unknown bundle type %r" % (t,))
-            if self.kind and t != self.kind:
-                raise BundleError("wrong bundle type: %s, expected %s" % (t, self.kind))
-            ver = man.get("version")
-            if version_lt(ver, self.min_version):
-                raise BundleError("version %s is below ota.min_version %s"
-                                  % (ver, self.min_version))
-            mp = man.get("micropython", "0.0.0")
-            have = sys.implementation.version[:3]
-            if parse_version(mp)[:3] > have:
-                raise BundleError("needs MicroPython %s, this is %d.%d.%d" % ((mp,) + have))
-            w = man.setdefault("wbits", 10)
-            if not isinstance(w, int) or not 8 <= w <= 12:
-                raise BundleError("deflate window wbits=%r out of range 8..12" % (w,))
-            # every entry is checked before anything is written
-            self.comma = None
-            n = total = 0
-            last = ""
-            while True:
-                ent = self._entry(f)
-                if ent is None:
-                    break
-                p = ent["path"]
-                if p <= last:
-                    raise BundleError("duplicate or unsorted path %s" % p)
-                last = p
-                n += 1
-                total += ent["size"]
-            if f.read(1) or not 0 < n <= _MAX_FILES:
-                raise BundleError("manifest file list is empty, too long or not last")
-        if total > self.max_bytes:
-            raise BundleError("bundle too large: %d bytes, %d available" % (total, self.max_bytes))
-        return man, n
-
     def _json(self, s):
         try:
             d = json.loads(s)
@@ -260,8 +180,10 @@ class Reader:
 
     def _entry(self, f):
         # The next file entry, one JSON object per line, or None at the closing "]}".
-        # self.comma: whether the previous entry ended in a comma (None before the first)
-        s = f.readline(_LINE).rstrip()
+        # self.comma: whether the previous entry ended in a comma (None before the first).
+        # No limit: readline(n) takes n bytes at once, and the manifest (at most
+        # _MAX_MANIFEST) was checked against its signature before any entry is read.
+        s = f.readline().rstrip()
         if self.comma if s == "]}" else self.comma is False:
             raise BundleError("manifest is not valid JSON")
         if s == "]}":
@@ -320,7 +242,7 @@ class Reader:
                 h.update(b)
                 out.write(b)
                 k -= n
-            d = None
+            del d
         if z:
             raise bad
 
