@@ -55,9 +55,8 @@ def _sample(o):
 
 def reader(o, total, b=None):
     # App and firmware bundles share the pipeline; the manifest's type picks the sink.
-    # b: the blocks ota.blocks() took before this code loaded.
-    if b is None:
-        b = blocks()
+    # b: what ota.blocks() took before this code loaded.
+    b = b or blocks()
     bio, room, buf = b
     b.clear()  # the reader owns them now: room must be free once it lets go of it
     if buf is None:
@@ -80,9 +79,9 @@ def sink(man):
         from perch import fwimage
 
         return fwimage.PartitionSink()
-    from perch import unpack
+    from perch import slotwrite
 
-    return unpack.SlotSink()
+    return slotwrite.SlotSink()
 
 
 async def upload(o, req, b):

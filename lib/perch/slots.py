@@ -1,5 +1,5 @@
 # A/B app slots and their state file (DESIGN.md "Board filesystem"): what the running app
-# needs. Writing a slot (unpack.SlotSink) and rolling back (ota_cmd) load only when used.
+# needs. Writing a slot (slotwrite) and rolling back (ota_cmd) load only when used.
 #
 # Invariants that make power cuts harmless:
 # - the running slot is never written; installs go to app/.new, then one directory rename

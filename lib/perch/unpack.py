@@ -1,5 +1,5 @@
-# Streaming reader of Perch bundles (format 2, see README "Bundle format"), and the writer
-# of an app slot.
+# Streaming reader of Perch bundles (format 2, see README "Bundle format"); its first part
+# (header, manifest, signature) is unpack_head, the writer of an app slot slotwrite.
 #
 # One pass over the source with one fixed buffer: header, manifest (parked on flash, read back
 # one line, so one file entry, at a time), signature check, then each file is copied or
@@ -10,6 +10,7 @@
 # A source has readinto(mv) -> bytes read now, 0 at the end, or None when it would block, and
 # async wait(mv), which waits for some: the copy loop calls no coroutine while data is there.
 import asyncio
+import gc
 import hashlib
 import io
 import json
@@ -24,6 +25,7 @@ from perch.config import lazy
 _CHUNK = const(2048)
 _BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
 _ZMAX = const(2112)  # largest compressed block: 2048 random bytes deflate to ~2100
+_ROOM = const(1888)  # the inflater's state and window (64-bit), see _inflate
 _TICK = const(16384)  # yield to the event loop at least this often while data keeps coming
 _SAMPLE = const(1048576)  # heap sample interval: a gc.collect() costs 1-2 ms
 _MAX_PATH = const(96)
@@ -66,6 +68,12 @@ class Reader:
 
     def _short(self):
         return BundleError("truncated bundle (%s, %d bytes read)" % (self.stage, self.done))
+
+    def _take(self):
+        # what the caller could not take before (ota.blocks). Not in run(): MicroPython's GC
+        # sees a coroutine's stale stack slots, and room must be free once _inflate lets go.
+        self.bio = io.BytesIO(_ZMAX)
+        self.room = bytearray(_ROOM)
 
     async def _tick(self):
         # the copy loop never waits while the socket has data: let the other tasks run
@@ -116,6 +124,9 @@ class Reader:
             # the header, manifest and signature code is only needed till the files start
             man, nfiles = await lazy("unpack_head").head(self, src)
             self.stage = "files"
+            if self.bio is None:
+                gc.collect()
+                self._take()
             if self.sample:
                 self.sample()
             sink = make_sink(man)
@@ -207,9 +218,7 @@ class Reader:
         # only pull from a blocking stream and reads it one byte per call.
         mv = self.mv
         c = len(mv)
-        bio = self.bio
-        if bio is None:
-            bio = self.bio = io.BytesIO(_ZMAX)
+        bio = self.bio or io.BytesIO(_ZMAX)  # (run() took it)
         bad = BundleError("corrupt compressed data in %s" % self.stage[5:])
         while left:
             await self._fill(src, mv[:2])
@@ -224,9 +233,9 @@ class Reader:
                 bio.write(mv[:k])
                 zl -= k
             bio.seek(0)
-            # The inflater's state and window (~1.9 KB on 64-bit, two blocks) go where the
-            # room the caller kept was (also the signature check's numbers), or where the last
-            # block's were: a failed allocation collects, which frees them.
+            # The inflater's state and window (~1.9 KB on 64-bit, two blocks) go where room
+            # was (also the signature check's numbers), or where the last block's were: a
+            # failed allocation collects, which frees them.
             self.room = None
             d = deflate.DeflateIO(bio, deflate.RAW, wbits)
             k = min(left, _BLOCK)
@@ -247,98 +256,9 @@ class Reader:
             raise bad
 
 
-# ---------------------------------------------------------------- writing an app slot
-
-STAGING = "app/.new"
-
-
-def rmtree(path):
-    try:
-        entries = list(os.ilistdir(path))
-    except OSError:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        return
-    for e in entries:
-        p = path + "/" + e[0]
-        if e[1] == 0x4000:
-            rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(path)
-
-
-def makedirs(path):
-    cur = ""
-    for part in path.split("/"):
-        cur = cur + "/" + part if cur else part
-        try:
-            os.mkdir(cur)
-        except OSError:
-            pass  # there already (a file in the way fails at open)
-
-
 def free_bytes():
     try:
         s = os.statvfs(".")
         return max(0, s[0] * s[4] - 16384)  # keep a margin for the state and config files
     except (OSError, AttributeError):
         return 0x7FFFFFFF
-
-
-class SlotSink:
-    """Writes an app bundle into the inactive slot (slots.py has the power-cut invariants)."""
-
-    def __init__(self):
-        self.f = None
-
-    def begin(self, man, nfiles):
-        from perch import slots
-
-        self.active = slots.load()["active"]
-        rmtree(STAGING)
-        makedirs(STAGING)
-
-    def open(self, path, size):
-        d = path.rpartition("/")[0]
-        if d:
-            makedirs(STAGING + "/" + d)
-        self.f = open(STAGING + "/" + path, "wb")
-        self.write = self.f.write
-
-    def close(self):
-        f = self.f
-        self.f = None
-        if f is not None:
-            f.close()
-
-    def abort(self):
-        self.close()
-        rmtree(STAGING)
-
-    def commit(self, mpath):
-        from perch import slots
-
-        # manifest.json last, by rename: a slot without it is incomplete and never booted
-        os.rename(mpath, STAGING + "/manifest.json")
-        st = slots.load()
-        if st["active"] != self.active:
-            raise OSError("active slot changed during install")
-        dst = "app/" + ("b" if st["active"] == "a" else "a")
-        # unmark the old slot first: a power cut halfway through deleting it must not leave
-        # a slot that still looks complete to boot.py or to a rollback
-        try:
-            os.remove(dst + "/manifest.json")
-        except OSError:
-            pass
-        rmtree(dst)
-        os.rename(STAGING, dst)
-        st["previous"] = st["active"]
-        st["active"] = dst[-1]
-        st["trial"] = True
-        st["tries"] = 0
-        st["crashes"] = 0
-        st["reason"] = None
-        slots.save(st)

@@ -44,7 +44,7 @@ async def head(r, src):
         await r._fill(src, sig)
         if not r.keys:
             raise BundleError("no trusted key configured (ota.keys is empty)")
-        r.room = None  # the numbers' place (see _inflate)
+        r.room = None  # the numbers' place (see unpack._inflate)
         if not rsa_verify(digest, sig, r.keys):
             raise BundleError("bad signature: no trusted key matches")
     elif not r.allow_unsigned:

@@ -5,7 +5,7 @@ import asyncio
 import json
 import sys
 
-from perch import bundle, slots, unpack
+from perch import bundle, slots, slotwrite, unpack
 
 
 class FileSource:
@@ -20,7 +20,7 @@ async def main(path, cfg):
                       unpack.free_bytes())
     with open(path, "rb") as f:
         try:
-            man = await r.run(FileSource(f), lambda man: unpack.SlotSink())
+            man = await r.run(FileSource(f), lambda man: slotwrite.SlotSink())
             res = {"ok": True, "version": man["version"]}
         except bundle.BundleError as e:
             res = {"ok": False, "error": str(e)}
