@@ -219,7 +219,8 @@ async def fetch(url, limit):
             raise HTTPError("%s truncated" % url)
         if resp.length is None and got == limit:
             raise HTTPError("%s is too large" % url)
-        return bytes(mv[:got])
+        # json.loads takes the bytearray: no copy when the length was known
+        return buf if got == len(buf) else bytes(mv[:got])
     finally:
         resp.close()
 
