@@ -1,9 +1,9 @@
 # OTA, the part that stays in RAM: state and status, the trial confirmation by health check,
-# the status document of GET /api/ota, one route for /api/ota... and /firmware..., and the
-# "ota" and "rollback" MQTT commands. The work behind them loads per use and is dropped
-# after, so that one look at the firmware page does not cost RAM for good: an upload loads
-# ota_install and unpack, the page ota_page, the version list httpc (and only with
-# ota.server set), the other POSTs and commands ota_cmd.
+# one route for /api/ota... and /firmware..., and the "ota" and "rollback" MQTT commands. The
+# work behind them loads per use and is dropped after, so that one look at the firmware page
+# does not cost RAM for good: GET /api/ota and the page load ota_page (and httpc for the
+# version list, only with ota.server set), an upload ota_install and unpack, the other
+# POSTs and the commands ota_cmd.
 import asyncio
 import gc
 import io
@@ -96,33 +96,6 @@ class OTA:
                 "firmware_pending": self.fw_trial.get("version") if self.fw_trial else None}
 
 
-async def describe(o):
-    """GET /api/ota (and the page): the status, plus the version list when ota.server is set,
-    which loads httpc; without it nothing loads."""
-    ctx = o.ctx
-    cfg = ctx.cfg
-    if o.fw is False:
-        try:
-            run, nxt = hw.ota_partitions()
-            o.fw = {"running": hw.partition_label(run), "next": hw.partition_label(nxt)}
-        except (OSError, ValueError):
-            o.fw = None
-    doc = o.status()
-    doc["firmware"] = o.fw
-    doc["current"] = ctx.version
-    doc["previous"] = ctx.previous_version
-    doc["min_version"] = cfg["ota.min_version"]
-    doc["server"] = cfg["ota.server"]
-    doc["peak_alloc"] = o.peak_alloc
-    if cfg["ota.server"]:
-        doc["available"] = await work("httpc").available(o)
-    else:
-        o.index_error = "ota.server is not set"
-        doc["available"] = []
-    doc["index_error"] = o.index_error
-    return doc
-
-
 def _failing(ctx):
     bad = [] if ctx.started else ["app"]
     for n, fn in ctx.health.items():
@@ -184,7 +157,7 @@ def setup(ctx):
         post = request.method == "POST"
         try:
             if p == "api/ota" and not post:
-                return await describe(o)
+                return await work("ota_page").describe(o)
             if p == "firmware" and not post:
                 return await work("ota_page").firmware_page(o)
             if p == "api/ota/upload" and post:

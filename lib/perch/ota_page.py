@@ -1,9 +1,11 @@
-# The /firmware page: running and previous version, the server's version list with install
-# and downgrade buttons (downgrade asks first), upload, rollback and a live progress bar.
-# The markup and its script are in pages.html; plain forms work without JavaScript.
+# GET /api/ota's status document, and the /firmware page made from it: running and previous
+# version, the server's version list with install and downgrade buttons (downgrade asks
+# first), upload, rollback and a live progress bar. The markup and its script are in
+# pages.html; plain forms work without JavaScript.
 from micropython import const
 
-from perch.ota import describe
+from perch import hw
+from perch.ota import work
 from perch.pages import html, page
 
 # Blocks of pages.html (the build checks these numbers)
@@ -19,6 +21,33 @@ _B_DOWNGRADE = const(36)
 _B_ROLL_BACK = const(37)
 _B_CONFIRM = const(38)
 _B_FIRMWARE_JS = const(39)
+
+
+async def describe(o):
+    """The status, plus the version list when ota.server is set, which loads httpc; without
+    it nothing more loads."""
+    ctx = o.ctx
+    cfg = ctx.cfg
+    if o.fw is False:
+        try:
+            run, nxt = hw.ota_partitions()
+            o.fw = {"running": hw.partition_label(run), "next": hw.partition_label(nxt)}
+        except (OSError, ValueError):
+            o.fw = None
+    doc = o.status()
+    doc["firmware"] = o.fw
+    doc["current"] = ctx.version
+    doc["previous"] = ctx.previous_version
+    doc["min_version"] = cfg["ota.min_version"]
+    doc["server"] = cfg["ota.server"]
+    doc["peak_alloc"] = o.peak_alloc
+    if cfg["ota.server"]:
+        doc["available"] = await work("httpc").available(o)
+    else:
+        o.index_error = "ota.server is not set"
+        doc["available"] = []
+    doc["index_error"] = o.index_error
+    return doc
 
 
 def confirm_page(ctx, v):
