@@ -5,7 +5,8 @@
 from microdot import Response
 
 from perch import auth, config, log, pages, setup_pages
-from perch.portal import network_entry, saved_public, set_meta
+from perch.portal import saved_public
+from perch.wifijoin import network_entry, set_meta
 
 _log = log.Logger("portal")
 
