@@ -122,6 +122,7 @@ def start(port):
     s.setblocking(False)
     _sock = s
     _task = asyncio.create_task(_serve(s))
+    wifi._log.info("captive DNS up", port=port)
     g = getattr(wifi.ctx, "guard", None)
     if g:
         g.redirect = redirect

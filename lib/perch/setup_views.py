@@ -5,8 +5,7 @@
 from microdot import Response
 
 from perch import auth, config, log, pages, setup_pages
-from perch.portal import saved_public
-from perch.wifijoin import network_entry, set_meta
+from perch.wifijoin import forget, network_entry, saved_public, set_meta
 
 _log = log.Logger("portal")
 
@@ -118,7 +117,7 @@ async def wifi_saved_post(ctx, req):
 
 async def wifi_forget_post(ctx, req):
     try:
-        ctx.wifi.forget(_form(req).get("ssid") or "")
+        forget(_form(req).get("ssid") or "")
     except config.ConfigError as e:
         return wifi_html(ctx, setup_pages.error_note(str(e)), status=400)
     return Response.redirect("/wifi", 303)
@@ -227,7 +226,7 @@ async def settings_reset_post(ctx, req):
             raise config.ConfigError("confirm", "tick the box to confirm")
     except config.ConfigError as e:
         return settings_html(ctx, setup_pages.error_note(str(e)), 400)
-    from perch.portal import factory_reset
+    from perch.wifijoin import factory_reset
 
     factory_reset(ctx)
     body = ("<section><h2>Factory reset</h2><p>Settings erased. The device restarts "

@@ -37,7 +37,7 @@ _SECURITY = ("open", "wep", "wpa", "wpa2", "wpa/wpa2", "wpa2-enterprise", "wpa3"
 # State, written by the supervisor task (and by request_* from page handlers).
 ctx: "Any" = None
 sta: "Any" = None
-nets: list = []  # last scan: (ssid, rssi, channel, auth, hidden) per SSID, strongest first
+nets: list = []  # last scan: (rssi, ssid, channel, auth, hidden) per SSID, strongest first
 scan_at = None
 scanning = False  # a scan is asked for or running
 _scan_out = None  # written by the scan thread, read by the loop
@@ -49,11 +49,10 @@ ap_off_at = None
 link = None  # SSID of the joined network
 down_since = None
 retry_at = 0
-backoff: dict = {}  # ssid -> (failures, ticks of the last failure), kept by perch.wifijoin
 
 
 def digest_scan(raw):
-    """Scan tuples -> [(ssid, rssi, channel, auth, hidden)], one per SSID (its strongest
+    """Scan tuples -> [(rssi, ssid, channel, auth, hidden)], one per SSID (its strongest
     BSS), strongest first. Nameless BSSs are left out: the manual SSID field joins them."""
     best: dict = {}
     for t in raw:
@@ -61,9 +60,9 @@ def digest_scan(raw):
             name = bytes(t[0]).decode()
         except UnicodeError:
             continue
-        if name and (name not in best or t[3] > best[name][1]):
-            best[name] = (name, t[3], t[2], t[4], bool(t[5]))
-    return sorted(best.values(), key=lambda n: -n[1])[:_MAX_LIST]
+        if name and (name not in best or t[3] > best[name][0]):
+            best[name] = (t[3], name, t[2], t[4], bool(t[5]))
+    return sorted(best.values(), reverse=True)[:_MAX_LIST]
 
 
 # --- what the rest of the firmware reads ------------------------------------------
@@ -101,10 +100,8 @@ def scan_doc():
     out = []
     for n in nets:
         a = n[3]
-        if not isinstance(a, str):
-            a = _SECURITY[a] if 0 <= a < len(_SECURITY) else "other"
-        out.append({"ssid": n[0], "rssi": n[1], "channel": n[2], "security": a,
-                    "hidden": n[4]})
+        out.append({"ssid": n[1], "rssi": n[0], "channel": n[2], "hidden": n[4],
+                    "security": _SECURITY[a] if 0 <= a < len(_SECURITY) else "other"})
     age = None if scan_at is None else time.ticks_diff(time.ticks_ms(), scan_at) // 1000
     return {"networks": out, "scanning": scanning, "age_s": age}
 
@@ -120,15 +117,6 @@ def request_join(ssid, password, hidden=False, priority=0):
     job = (ssid, password, hidden, priority)
     attempt = {"ssid": ssid, "state": "connecting", "reason": None, "ip": None}
     _wake = True
-
-
-def forget(ssid):
-    keep = [n for n in saved() if n["ssid"] != ssid]
-    if len(keep) == len(saved()):
-        return False
-    ctx.cfg.update({"wifi.networks": keep})
-    _log.info("network forgotten", ssid=ssid)
-    return True
 
 
 # --- access point ------------------------------------------------------------------
@@ -157,7 +145,7 @@ def ap_start(why):
 
 
 def ap_stop():
-    global ap_on, ap_off_at
+    global ap_on
     if ap_on:
         d = sys.modules.get("perch.dns")
         if d:
@@ -165,14 +153,7 @@ def ap_stop():
             _drop("dns")
         hw.wlan(hw.AP_IF).active(False)
         ap_on = False
-        ap_off_at = None
         _log.info("access point down")
-
-
-def linger():
-    # Keep the AP a while after a join, so the page can show the result.
-    global ap_off_at
-    ap_off_at = time.ticks_add(time.ticks_ms(), ctx.cfg["ap.linger_s"] * 1000)
 
 
 def _drop(name):
@@ -180,12 +161,6 @@ def _drop(name):
     p = sys.modules["perch"]
     if hasattr(p, name):
         delattr(p, name)
-
-
-def _join():
-    from perch import wifijoin
-
-    return wifijoin
 
 
 # --- radio work: only the supervisor task calls these ------------------------------
@@ -227,7 +202,6 @@ def up(ssid):
     global link, down_since
     link = ssid
     down_since = None
-    backoff.pop(ssid, None)
     _log.info("station connected", ssid=ssid, ip=sta.ifconfig()[0])
 
 
@@ -235,7 +209,7 @@ def up(ssid):
 
 
 async def run():
-    global retry_at, _wake
+    global retry_at, _wake, link, down_since, ap_off_at
     try:
         hw.set_hostname(ctx.device_id)
     except (OSError, ValueError):
@@ -244,12 +218,51 @@ async def run():
     retry_at = time.ticks_add(time.ticks_ms(), RETRY_MS)
     if not saved():
         ap_start("no saved network")
-    elif not await _join().join_saved():
-        ap_start("no saved network reachable")
+    else:
+        from perch import wifijoin
+
+        if not await wifijoin.join_saved():
+            ap_start("no saved network reachable")
     while True:
         _wake = False
         try:
-            await _step()
+            now = time.ticks_ms()
+            scan_due = scanning or (ap_on and (
+                scan_at is None or time.ticks_diff(now, scan_at) >= _AP_RESCAN_MS))
+            if job is not None:
+                from perch import wifijoin
+
+                await wifijoin.run_job()
+                scan_due = False
+            elif sta.isconnected():
+                if link is None:
+                    up(sta.config("ssid"))  # the driver rejoined by itself (the AP came back)
+                if ap_on:
+                    if ap_off_at is None:
+                        # Keep the AP a while after a join, so that the page shows the result.
+                        ap_off_at = time.ticks_add(now, ctx.cfg["ap.linger_s"] * 1000)
+                    elif time.ticks_diff(now, ap_off_at) >= 0:
+                        ap_stop()
+            else:
+                if link is not None:
+                    _log.warning("station link lost", ssid=link)
+                    link = None
+                    down_since = now
+                    retry_at = time.ticks_add(now, RETRY_MS)
+                fallback = ctx.cfg["wifi.fallback_s"]
+                if ap_on:
+                    ap_off_at = None
+                elif down_since is not None and time.ticks_diff(now, down_since) >= (
+                        fallback * 1000):
+                    ap_start("station down for %d s" % fallback)
+                if saved() and time.ticks_diff(now, retry_at) >= 0:
+                    from perch import wifijoin
+
+                    await wifijoin.join_saved(True)  # scans first
+                    retry_at = time.ticks_add(time.ticks_ms(), RETRY_MS)
+                    scan_due = False
+            if scan_due:
+                await scan()
         except Exception as e:  # noqa: BLE001 - the supervisor must survive
             _log.exc(e, "wifi supervisor step failed")
             await asyncio.sleep_ms(1000)
@@ -259,40 +272,6 @@ async def run():
         while t > 0 and not _wake:
             await asyncio.sleep_ms(_SLICE_MS)
             t -= _SLICE_MS
-
-
-async def _step():
-    global link, down_since, retry_at, ap_off_at
-    if job is not None:
-        await _join().run_job()
-        return
-    now = time.ticks_ms()
-    if sta.isconnected():
-        if link is None:
-            up(sta.config("ssid"))  # the driver rejoined by itself (the AP came back)
-        if ap_on:
-            if ap_off_at is None:
-                linger()
-            elif time.ticks_diff(now, ap_off_at) >= 0:
-                ap_stop()
-    else:
-        if link is not None:
-            _log.warning("station link lost", ssid=link)
-            link = None
-            down_since = now
-            retry_at = time.ticks_add(now, RETRY_MS)
-        fallback = ctx.cfg["wifi.fallback_s"]
-        if ap_on:
-            ap_off_at = None
-        elif down_since is not None and time.ticks_diff(now, down_since) >= fallback * 1000:
-            ap_start("station down for %d s" % fallback)
-        if saved() and time.ticks_diff(now, retry_at) >= 0:
-            await _join().join_saved(True)
-            retry_at = time.ticks_add(time.ticks_ms(), RETRY_MS)
-            return
-    if scanning or (ap_on and (scan_at is None
-                               or time.ticks_diff(now, scan_at) >= _AP_RESCAN_MS)):
-        await scan()
 
 
 def setup(c):

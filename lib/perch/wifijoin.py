@@ -12,12 +12,16 @@ from perch import config, hw, wifi
 _POLL_MS = const(100)
 _BACKOFF_MAX_MS = const(120_000)
 
+# ssid -> (failures, ticks of the last failure). Dropped with the module once the station is
+# up, which is when it stops mattering.
+_backoff: dict = {}
+
 
 def join_order(saved, visible):
     """Saved networks to try: visible ones by priority then signal, then hidden ones (a
     scan cannot see them). Saved, visible-capable networks missing from the scan are
-    skipped. visible holds perch.wifi scan tuples (ssid, rssi, ...)."""
-    rssi = {n[0]: n[1] for n in visible}
+    skipped. visible holds perch.wifi scan tuples (rssi, ssid, ...)."""
+    rssi = {n[1]: n[0] for n in visible}
     seen = [n for n in saved if n["ssid"] in rssi]
     seen.sort(key=lambda n: (-n.get("priority", 0), -rssi[n["ssid"]]))
     hidden = [n for n in saved if n["ssid"] not in rssi and n.get("hidden")]
@@ -69,14 +73,14 @@ async def join_saved(background=False):
         if wifi.job is not None:
             return False  # the user is waiting: their network first
         ssid = n["ssid"]
-        fails, at = wifi.backoff.get(ssid, (0, 0))
+        fails, at = _backoff.get(ssid, (0, 0))
         if background and fails and time.ticks_diff(now, at) < min(
                 wifi.RETRY_MS << min(fails, 6), _BACKOFF_MAX_MS):
             continue
         why = await connect(ssid, n["password"])
         if why is None:
             return True
-        wifi.backoff[ssid] = (fails + 1, time.ticks_ms())
+        _backoff[ssid] = (fails + 1, time.ticks_ms())
         wifi._log.warning("join failed", ssid=ssid, reason=why)
     return False
 
@@ -103,7 +107,7 @@ async def run_job():
         wifi.attempt = {"ssid": ssid, "state": "connected", "reason": None,
                         "ip": wifi.station_ip()}
         if wifi.ap_on:
-            wifi.linger()
+            wifi.ap_off_at = None  # the supervisor starts the AP's linger time
         return
     wifi.attempt = {"ssid": ssid, "state": "failed", "reason": why, "ip": None}
     lg.warning("credentials rejected", ssid=ssid, reason=why)
@@ -160,31 +164,63 @@ def set_meta(w, entry):
     _store(nets)
 
 
-def api(req, sub):
-    """POST /api/wifi (add and test, or edit a saved network) and DELETE /api/wifi/<ssid>."""
-    from perch.portal import saved_public
+def saved_public(w):
+    return [{"ssid": n["ssid"], "hidden": n["hidden"], "priority": n["priority"]}
+            for n in w.saved()]
+
+
+def forget(ssid):
+    keep = [n for n in wifi.saved() if n["ssid"] != ssid]
+    if len(keep) == len(wifi.saved()):
+        return False
+    wifi.ctx.cfg.update({"wifi.networks": keep})
+    wifi._log.info("network forgotten", ssid=ssid)
+    return True
+
+
+def factory_reset(ctx):
+    wifi._log.warning("factory reset")
+    ctx.cfg.reset()
+    ctx.reboot(500)
+
+
+def api(req, page, sub):
+    """The rest of the portal's API (perch.portal answers the polled calls itself):
+    GET /api/wifi, POST /api/wifi (add and test, or edit a saved network),
+    DELETE /api/wifi/<ssid>, POST /api/factory-reset."""
     from perch.web import body_json, json_error
 
     w = wifi
-    if sub:
-        from microdot.microdot import urldecode
+    m = req.method
+    if page == "factory-reset" and m == "POST" and not sub:
+        factory_reset(w.ctx)
+        return {"reset": True, "rebooting": True}, 202
+    if page == "wifi":
+        if sub:
+            if m == "DELETE":
+                from microdot.microdot import urldecode
 
-        try:
-            ssid = urldecode(sub)
-        except (ValueError, UnicodeError):
-            return json_error(400, "ssid: bad %-escape in the URL")
-        if not w.forget(ssid):
-            return json_error(404, "ssid: no saved network named %s" % ssid)
-        return {"networks": saved_public(w)}
-    try:
-        doc = body_json(req)
-        if "password" not in doc and any(n["ssid"] == doc.get("ssid") for n in w.saved()):
-            set_meta(w, network_entry(doc, w, need_password=False))
-            return {"networks": saved_public(w), "attempt": w.attempt}
-        n = network_entry(doc, w)
-    except config.ConfigError as e:
-        return json_error(400, str(e), field=e.field)
-    except ValueError as e:
-        return json_error(400, str(e))
-    w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
-    return {"networks": saved_public(w), "attempt": w.attempt}, 202
+                try:
+                    ssid = urldecode(sub)
+                except (ValueError, UnicodeError):
+                    return json_error(400, "ssid: bad %-escape in the URL")
+                if not forget(ssid):
+                    return json_error(404, "ssid: no saved network named %s" % ssid)
+                return {"networks": saved_public(w)}
+        elif m == "POST":
+            try:
+                doc = body_json(req)
+                if "password" not in doc and any(
+                        n["ssid"] == doc.get("ssid") for n in w.saved()):
+                    set_meta(w, network_entry(doc, w, need_password=False))
+                    return {"networks": saved_public(w), "attempt": w.attempt}
+                n = network_entry(doc, w)
+            except config.ConfigError as e:
+                return json_error(400, str(e), field=e.field)
+            except ValueError as e:
+                return json_error(400, str(e))
+            w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
+            return {"networks": saved_public(w), "attempt": w.attempt}, 202
+        elif m != "DELETE":
+            return {"networks": saved_public(w), "attempt": w.attempt, "mode": w.mode()}
+    return json_error(405, "method not allowed: %s %s" % (m, req.path))
