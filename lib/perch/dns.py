@@ -153,8 +153,8 @@ def redirect(host, peer):
     if ip.startswith("127."):
         ip = "127.0.0.1"
     elif ip.startswith("192.168.4.") or not wifi.link:
-        ip = wifi.AP_IP
+        ip = auth.AP_IP
     else:
-        ip = wifi.station_ip() or wifi.AP_IP
+        ip = wifi.station_ip() or auth.AP_IP
     port = ctx.cfg["http.port"]
     return "http://%s/" % ip if port == 80 else "http://%s:%d/" % (ip, port)

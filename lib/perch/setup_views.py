@@ -5,7 +5,7 @@
 from microdot import Response
 
 from perch import auth, config, log, pages, setup_pages
-from perch.wifijoin import forget, network_entry, saved_public, set_meta
+from perch.wifijoin import forget, network_entry, request_join, saved_public, set_meta
 
 _log = log.Logger("portal")
 
@@ -77,7 +77,7 @@ async def wifi_post(ctx, req):
                            "hidden": bool(manual)}, w)
     except config.ConfigError as e:
         return wifi_html(ctx, setup_pages.error_note(str(e)), status=400)
-    w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
+    request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
     return Response.redirect("/wifi/result", 303)
 
 

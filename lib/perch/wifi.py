@@ -24,11 +24,10 @@ if False:  # for the type checker only: MicroPython has no typing module
 
 _log = log.Logger("wifi")
 
-AP_IP = "192.168.4.1"
 _SLICE_MS = const(20)  # how often the idle supervisor looks for a page's request
 _TICK_MS = const(200)
 _AP_RESCAN_MS = const(15_000)  # background scan cadence while the portal is up
-RETRY_MS = const(10_000)  # station down: retry the saved networks this often
+_RETRY_MS = const(10_000)  # station down: retry the saved networks this often
 _MAX_LIST = const(30)
 
 _SECURITY = ("open", "wep", "wpa", "wpa2", "wpa/wpa2", "wpa2-enterprise", "wpa3",
@@ -111,14 +110,6 @@ def request_scan():
     scanning = _wake = True
 
 
-def request_join(ssid, password, hidden=False, priority=0):
-    """Queue a credential test; the supervisor runs it while the AP stays up."""
-    global job, attempt, _wake
-    job = (ssid, password, hidden, priority)
-    attempt = {"ssid": ssid, "state": "connecting", "reason": None, "ip": None}
-    _wake = True
-
-
 # --- access point ------------------------------------------------------------------
 
 
@@ -135,7 +126,7 @@ def ap_start(why):
     else:
         ap.config(ssid=ctx.device_id, security=hw.AUTH_OPEN)
     ap_on = True
-    _log.info("access point up", ssid=ctx.device_id, ip=AP_IP, secured=bool(pw), why=why)
+    _log.info("access point up", ssid=ctx.device_id, secured=bool(pw), why=why)
     try:
         from perch import dns
 
@@ -215,7 +206,7 @@ async def run():
     except (OSError, ValueError):
         pass
     sta.active(True)
-    retry_at = time.ticks_add(time.ticks_ms(), RETRY_MS)
+    retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
     if not saved():
         ap_start("no saved network")
     else:
@@ -248,7 +239,7 @@ async def run():
                     _log.warning("station link lost", ssid=link)
                     link = None
                     down_since = now
-                    retry_at = time.ticks_add(now, RETRY_MS)
+                    retry_at = time.ticks_add(now, _RETRY_MS)
                 fallback = ctx.cfg["wifi.fallback_s"]
                 if ap_on:
                     ap_off_at = None
@@ -259,7 +250,7 @@ async def run():
                     from perch import wifijoin
 
                     await wifijoin.join_saved(True)  # scans first
-                    retry_at = time.ticks_add(time.ticks_ms(), RETRY_MS)
+                    retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
             if scan_due:
                 await scan()

@@ -10,6 +10,7 @@ from micropython import const
 from perch import config, hw, wifi
 
 _POLL_MS = const(100)
+_RETRY_MS = const(10_000)  # as in perch.wifi
 _BACKOFF_MAX_MS = const(120_000)
 
 # ssid -> (failures, ticks of the last failure). Dropped with the module once the station is
@@ -75,7 +76,7 @@ async def join_saved(background=False):
         ssid = n["ssid"]
         fails, at = _backoff.get(ssid, (0, 0))
         if background and fails and time.ticks_diff(now, at) < min(
-                wifi.RETRY_MS << min(fails, 6), _BACKOFF_MAX_MS):
+                _RETRY_MS << min(fails, 6), _BACKOFF_MAX_MS):
             continue
         why = await connect(ssid, n["password"])
         if why is None:
@@ -113,6 +114,13 @@ async def run_job():
     lg.warning("credentials rejected", ssid=ssid, reason=why)
     if (was or not wifi.ap_on) and not await join_saved():
         wifi.ap_start("saved networks unreachable")
+
+
+def request_join(ssid, password, hidden=False, priority=0):
+    """Queue a credential test; the supervisor runs it while the AP stays up."""
+    wifi.job = (ssid, password, hidden, priority)
+    wifi.attempt = {"ssid": ssid, "state": "connecting", "reason": None, "ip": None}
+    wifi._wake = True
 
 
 def _store(nets):
@@ -219,7 +227,7 @@ def api(req, page, sub):
                 return json_error(400, str(e), field=e.field)
             except ValueError as e:
                 return json_error(400, str(e))
-            w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
+            request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
             return {"networks": saved_public(w), "attempt": w.attempt}, 202
         elif m != "DELETE":
             return {"networks": saved_public(w), "attempt": w.attempt, "mode": w.mode()}
