@@ -32,59 +32,38 @@ _sock = None
 _task = None
 
 
-def _skip_name(p, i):
-    # Plain labels only: a compression pointer where a query has a name is malformed.
-    n = len(p)
-    start = i
-    while i < n:
-        ln = p[i]
-        i += 1
-        if not ln:
-            return i if i - start <= 255 else -1
-        if ln & 0xC0:
-            return -1
-        i += ln
-    return -1
-
-
 def answer(p):
     """Reply bytes for query packet p, or None when p must be dropped."""
     n = len(p)
     if n < 12 or p[2] & _QR:
         return None  # too short to even echo an id, or a response: never reply (no loops)
-    rcode = 0
-    end = -1
+    rcode = 1  # FORMERR unless the question parses
     if p[2] & _OPCODE:
         rcode = 4  # NOTIMP
-    elif p[4] or p[5] != 1 or p[6] or p[7] or p[8] or p[9]:
-        rcode = 1  # FORMERR: stub resolvers send one question and nothing else
-    else:
-        end = _skip_name(p, 12)
-        if end < 0 or end + 4 > n:
-            rcode = 1
+    elif not (p[4] or p[5] != 1 or p[6] or p[7] or p[8] or p[9]):
+        # One question and no answer/authority records, like every stub resolver. Its name
+        # has plain labels only: a compression pointer in a question is malformed.
+        end = 12
+        while end < n and 0 < p[end] < 0x40:
+            end += 1 + p[end]
+        end += 5  # the root label, type and class
+        if end <= n and end <= 12 + 255 + 4 and not p[end - 5]:
+            rcode = 0
     if rcode:
         # Header only: a reply to a malformed query cannot trust its question.
         return bytes((p[0], p[1], _QR | (p[2] & (_OPCODE | _RD)), rcode, 0, 0, 0, 0, 0, 0, 0, 0))
-    a = p[end] == 0 and p[end + 1] == 1 and p[end + 2] == 0 and p[end + 3] == 1  # A, IN
-    end += 4
-    # EDNS0: an OPT record (root name, type 41) among the additional records.
-    edns = False
-    i = end
-    ar = (p[10] << 8) | p[11]
-    while ar and not edns:
-        j = _skip_name(p, i)
-        if j < 0 or j + 10 > n:
-            break
-        edns = p[j] == 0 and p[j + 1] == 41
-        i = j + 10 + ((p[j + 8] << 8) | p[j + 9])
-        ar -= 1
+    a = p[end - 4] == 0 and p[end - 3] == 1 and p[end - 2] == 0 and p[end - 1] == 1  # A, IN
+    # EDNS0: stub resolvers put their OPT record (root name, type 41) first among the
+    # additional records; echo one back so that they keep parsing our answer.
+    edns = (p[10] or p[11]) and end + 3 <= n and p[end] == 0 and p[end + 1] == 0 and (
+        p[end + 2] == 41)
     r = bytearray(p[:end])
     r[2] = _QR | 0x04 | (p[2] & _RD)  # QR, AA, copy RD
     r[3] = 0
     r[6] = 0
     r[7] = a
     r[10] = 0
-    r[11] = edns
+    r[11] = 1 if edns else 0
     if a:
         r += _ANSWER
     if edns:
