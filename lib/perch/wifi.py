@@ -40,7 +40,6 @@ nets: list = []  # last scan: (rssi, ssid, channel, auth, hidden) per SSID, stro
 scan_at = None
 scanning = False  # a scan is asked for or running
 _scan_out = None  # written by the scan thread, read by the loop
-_wake = False  # a page asked for something: skip the rest of the tick
 attempt = None  # {ssid, state, reason, ip} of the last credential test
 job: "Any" = None  # credentials waiting to be tested: (ssid, password, hidden, priority)
 ap_on = False
@@ -106,8 +105,8 @@ def scan_doc():
 
 
 def request_scan():
-    global scanning, _wake
-    scanning = _wake = True
+    global scanning
+    scanning = True
 
 
 # --- access point ------------------------------------------------------------------
@@ -189,18 +188,11 @@ async def scan():
         scan_at = time.ticks_ms()
 
 
-def up(ssid):
-    global link, down_since
-    link = ssid
-    down_since = None
-    _log.info("station connected", ssid=ssid, ip=sta.ifconfig()[0])
-
-
 # --- the supervisor task -----------------------------------------------------------
 
 
 async def run():
-    global retry_at, _wake, link, down_since, ap_off_at
+    global retry_at, link, down_since, ap_off_at
     try:
         hw.set_hostname(ctx.device_id)
     except (OSError, ValueError):
@@ -215,7 +207,6 @@ async def run():
         if not await wifijoin.join_saved():
             ap_start("no saved network reachable")
     while True:
-        _wake = False
         try:
             now = time.ticks_ms()
             scan_due = scanning or (ap_on and (
@@ -227,7 +218,10 @@ async def run():
                 scan_due = False
             elif sta.isconnected():
                 if link is None:
-                    up(sta.config("ssid"))  # the driver rejoined by itself (the AP came back)
+                    # The driver rejoined by itself (the network came back).
+                    link = sta.config("ssid")
+                    down_since = None
+                    _log.info("station connected", ssid=link, ip=station_ip())
                 if ap_on:
                     if ap_off_at is None:
                         # Keep the AP a while after a join, so that the page shows the result.
@@ -259,8 +253,9 @@ async def run():
             await asyncio.sleep_ms(1000)
         if job is None and (link is not None or not saved()):
             _drop("wifijoin")  # nothing to join: give its code back
+        # A page's request (a scan, a join) cuts the wait short.
         t = _TICK_MS
-        while t > 0 and not _wake:
+        while t > 0 and not scanning and job is None:
             await asyncio.sleep_ms(_SLICE_MS)
             t -= _SLICE_MS
 

@@ -44,7 +44,9 @@ async def connect(ssid, password):
         await asyncio.sleep_ms(_POLL_MS)
         st = sta.status()
         if st == hw.STAT_GOT_IP:
-            wifi.up(ssid)
+            wifi.link = ssid
+            wifi.down_since = None
+            wifi._log.info("station connected", ssid=ssid, ip=wifi.station_ip())
             return None
         if st == hw.STAT_WRONG_PASSWORD or st == hw.STAT_HANDSHAKE_TIMEOUT:
             why = "wrong password"
@@ -120,7 +122,6 @@ def request_join(ssid, password, hidden=False, priority=0):
     """Queue a credential test; the supervisor runs it while the AP stays up."""
     wifi.job = (ssid, password, hidden, priority)
     wifi.attempt = {"ssid": ssid, "state": "connecting", "reason": None, "ip": None}
-    wifi._wake = True
 
 
 def _store(nets):
