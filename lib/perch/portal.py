@@ -1,6 +1,6 @@
 # Captive portal: the setup wizard on "/", the Wi-Fi and settings pages and the Wi-Fi JSON
 # API. The captive DNS and the detection redirect are perch.dns, up with the AP only; the
-# API calls that change something are perch.wifijoin, loaded when used.
+# API calls that pages do not poll are perch.wifijoin, loaded when used.
 import gc
 
 from perch import auth, wifi
@@ -29,17 +29,17 @@ def setup(ctx):
         page, _, sub = path[4 if api else 0:].partition("/")
         if page != "wifi" and page != ("factory-reset" if api else "settings"):
             return json_error(404, "not found: " + req.path)
-        post = req.method == "POST"
+        m = req.method
         if not api:
-            if req.method != "DELETE":
+            if m != "DELETE":
                 # The page code is loaded for this request only: collect first, so that it
                 # lands in one compact run of the heap instead of failing on a fragmented one.
                 gc.collect()
                 return await auth.view("dispatch", ctx, req, page, sub)
-            page = ""
-        elif page == "wifi" and sub == "networks" and not post and req.method != "DELETE":
+            page = ""  # no such method: wifijoin.api says so
+        elif page == "wifi" and sub == "networks" and (m == "GET" or m == "HEAD"):
             return w.scan_doc()  # polled by the page while a scan runs
-        elif sub == "scan" and post:
+        elif page == "wifi" and sub == "scan" and m == "POST":
             w.request_scan()
             return {"scanning": True}, 202
         from perch import wifijoin

@@ -3,9 +3,9 @@
 # the object the rest of the firmware reads (ctx.wifi): its globals are the state.
 #
 # Only what runs all the time lives here. The joining code (saved-network joins,
-# credential tests, edits of the saved list) is perch.wifijoin and the captive
-# DNS and redirect are perch.dns: each is loaded when needed and dropped after,
-# so a board that is joined, or waits in the portal, keeps neither in RAM.
+# credential tests, edits of the saved list) is perch.wifijoin, the captive DNS and
+# redirect are perch.dns: each is loaded when needed and dropped after, so a joined
+# board keeps neither in RAM, and a fresh one waiting in the portal only perch.dns.
 #
 # WLAN.scan() blocks its caller for the whole channel sweep (about 1-2 s), on the
 # chip as on the virtual board. It runs in a _thread so the asyncio loop keeps
@@ -33,7 +33,8 @@ _MAX_LIST = const(30)
 _SECURITY = ("open", "wep", "wpa", "wpa2", "wpa/wpa2", "wpa2-enterprise", "wpa3",
              "wpa2/wpa3", "wapi", "owe")
 
-# State, written by the supervisor task (and by request_* from page handlers).
+# State: written by the supervisor task (with perch.wifijoin's help) and, for a scan or
+# a join asked for by a page, by the page's handler.
 ctx: "Any" = None
 sta: "Any" = None
 nets: list = []  # last scan: (rssi, ssid, channel, auth, hidden) per SSID, strongest first

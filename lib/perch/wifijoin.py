@@ -1,7 +1,8 @@
-# Joining networks and editing the saved list. The Wi-Fi supervisor loads this only while
-# there is something to join (saved networks out of reach, a credential test from the
-# portal), the portal's handlers when they change the list; perch.wifi drops it again once
-# the station is up or nothing is saved. All state stays in perch.wifi.
+# Joining networks and editing the saved list, with the portal's API calls that are not
+# polled. The Wi-Fi supervisor loads this only while there is something to join (saved
+# networks out of reach, a credential test from the portal), the portal's handlers and
+# pages when they use it; perch.wifi drops it again once the station is up or nothing is
+# saved. All state but the backoff stays in perch.wifi.
 import asyncio
 import time
 
