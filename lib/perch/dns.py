@@ -108,15 +108,11 @@ def start(port):
     _sock = s
     _task = asyncio.create_task(_serve(s))
     wifi._log.info("captive DNS up", port=port)
-    g = getattr(wifi.ctx, "guard", None)
-    if g:
-        g.redirect = redirect
+    wifi.ctx.guard.redirect = redirect
 
 
 def stop():
-    g = getattr(wifi.ctx, "guard", None)
-    if g:
-        g.redirect = None
+    wifi.ctx.guard.redirect = None
     if _task:
         _task.cancel()
     if _sock:

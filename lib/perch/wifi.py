@@ -200,13 +200,18 @@ async def run():
         pass
     sta.active(True)
     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
-    if not saved():
-        ap_start("no saved network")
-    else:
-        from perch import wifijoin
+    why = "no saved network"
+    if saved():
+        why = "no saved network reachable"
+        try:
+            from perch import wifijoin
 
-        if not await wifijoin.join_saved():
-            ap_start("no saved network reachable")
+            if await wifijoin.join_saved():
+                why = ""
+        except Exception as e:  # noqa: BLE001 - e.g. no memory for the code: open the AP
+            _log.exc(e, "joining the saved networks failed")
+    if why:
+        ap_start(why)
     while True:
         try:
             now = time.ticks_ms()
