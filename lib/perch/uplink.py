@@ -215,6 +215,7 @@ class Uplink:
                     await mqttconnect.connect(self)
                 finally:
                     drop("mqttconnect")
+                    del mqttconnect  # this frame lives on while connected: let the module go
                 fails = 0
                 # watch the link: keepalive pings, and a broker that went silent
                 ka = self.keepalive_s * 1000
