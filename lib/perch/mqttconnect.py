@@ -70,8 +70,8 @@ async def connect(up):
     up._connack = -1
     up._ev.clear()
     up._reader_task = asyncio.create_task(up._reader(up._stream))
-    async with up._lock:
-        await up._send(uplink._run(up._c.connect))
+    # nobody else sends before the state says connected
+    await up._send(uplink._run(up._c.connect))
     try:
         while up._connack < 0:
             if up._dead:
@@ -92,10 +92,33 @@ async def connect(up):
     up._ev.set()
     uplink._log.info("connected", broker=up.url)
     if up.sub_topic:
-        async with up._lock:
+        await up._take()  # the pump may publish already
+        try:
             await up._send(up._pkt(up._c.subscribe, uplink._b(up.sub_topic), 1))
+        finally:
+            up._busy = False
     if up.status_topic:
         await up.publish(up.status_topic, b"online", True, 1)
+
+
+def target(up, url):
+    """Point up's MQTT client at url (UplinkError when the URL is bad)."""
+    from perch import brokerurl  # parsing is needed once per URL: loaded and dropped
+
+    try:
+        u = brokerurl.parse_url(url)
+        up.url = brokerurl.public_url(url)
+    finally:
+        uplink.drop("brokerurl")
+    up.host, up.port, up.tls = u["host"], u["port"], u["tls"]
+    b = uplink._b
+    c = uplink._simple.MQTTClient(b(up.client_id), "", 1, b(u["user"]), b(u["password"]),
+                                  up.keepalive_s)
+    c.sock = uplink._WIRE
+    if up.status_topic:
+        c.set_last_will(b(up.status_topic), b"offline", True, 1)
+    c.set_callback(up._on_publish)
+    up._c = c
 
 
 def describe(e):

@@ -16,7 +16,6 @@ import time
 from micropython import const
 
 from perch import hw, log
-from perch.outbox import Outbox
 
 # time.time_ns() counts from the port's epoch: 1970 on Unix, 2000 on the ESP32
 _EPOCH_NS = 946684800 * 1000000000 if time.gmtime(0)[0] == 2000 else 0
@@ -112,39 +111,17 @@ def _put(src, fields, ts):
 
 
 # -- the broker -------------------------------------------------------------------------
-def _follow_config(first=False):
-    # the settings page or PATCH /api/config changed the broker: follow it, no reboot;
-    # without a broker the uplink (umqtt, ssl: a third of telemetry's RAM) is not loaded
-    global _url, up, config_error
-    cfg = ctx.cfg
-    url = cfg["mqtt.url"]
-    if url == _url:
-        return
-    _url = url
-    if not url:
-        return  # keeps the old connection until reboot; nothing sensible to switch to
-    from perch.uplink import Uplink, UplinkError
+def _follow_config():
+    # mqtt.url changed (settings page, PATCH /api/config): follow it without a reboot
+    if ctx.cfg["mqtt.url"] != _url:
+        from perch import telesetup
 
-    try:
-        if up:
-            up.retarget(url)
-        else:
-            did = ctx.device_id
-            up = Uplink(url, did, cfg["mqtt.keepalive_s"], cfg["mqtt.timeout_s"] * 1000,
-                        cfg["mqtt.backoff_max_s"] * 1000, cfg["mqtt.ca"],
-                        "devices/%s/status" % did, "devices/%s/cmd" % did, _on_cmd)
-            if cfg["log.forward"]:
-                log.forwarders.append(_on_log)
-            ctx.health["mqtt"] = lambda: up.state == "connected"
-            # at setup(), setup() starts the tasks once the loop runs
-            if not first:
-                _start()
-        config_error = None
-        if not first:
-            _log.info("broker changed", url=up.url)
-    except UplinkError as e:
-        config_error = "mqtt.url: %s" % e
-        _log.error("bad broker URL", error=str(e))
+        telesetup.broker(ctx.cfg["mqtt.url"])
+        _drop("telesetup")
+
+
+def _healthy():
+    return up.state == "connected"
 
 
 def _start():
@@ -211,30 +188,11 @@ def _on_log(level, line):
 
 
 def setup(c):
-    global ctx, ob, interval_s
+    global ctx
     ctx = c
-    cfg = c.cfg
-    did = c.device_id
-    spool = cfg["mqtt.spool"]
-    ob = Outbox(cfg["mqtt.buffer"], "mqtt-spool.dat" if spool else None, spool)
-    # measurement and tags never change: escaped once, by code needed only now
-    from perch import lineproto, sensors
+    from perch import telesetup  # run once: loaded, dropped after
 
-    ob.source(lineproto.prefix("device", (("device", did),)))
-    for spec in cfg["telemetry.sensors"]:
-        try:
-            d = sensors.make(spec)
-            ob.source(lineproto.prefix(d.measurement,
-                                       (("device", did), ("sensor", d.name)) + d.tags))
-            drivers.append(d)
-        except Exception as e:  # a bad entry or absent hardware: log it, keep the rest
-            _log.error("sensor not set up", spec=spec, error=str(e))
-    _drop("lineproto")
-    interval_s = cfg["telemetry.interval_s"]
-    c.status["mqtt"] = status
-    _follow_config(True)
-    if up:
-        # OTA confirmation waits for MQTT when a broker is configured (the health check)
-        _log.info("broker", url=up.url, sensors=len(drivers))
+    telesetup.setup()
+    _drop("telesetup")
     asyncio.create_task(_sample())
     _start()

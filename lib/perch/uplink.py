@@ -31,13 +31,9 @@ class UplinkError(Exception):
 class _Wire:
     """umqtt.simple's socket, and its `socket` module: collects writes, feeds reads.
 
-    One serves every client: each umqtt call runs to its end with no await in between.
+    One serves every client: each umqtt call runs to its end with no await in between
+    (_run() sets out, rx and pos first).
     """
-
-    def __init__(self):
-        self.out = bytearray()
-        self.rx = b""
-        self.pos = 0
 
     def write(self, buf, n=-1):
         self.out.extend(buf if n < 0 else memoryview(buf)[:n])
@@ -52,13 +48,8 @@ class _Wire:
     def socket(self, *a):
         return self
 
-    def getaddrinfo(self, *a):
-        return ((0, 0, 0, "", 0),)
-
-    def connect(self, *a):
-        pass
-
-    setblocking = close = connect
+    # in umqtt's connect(), getaddrinfo(...)[0][-1] is the wire too; the rest do nothing
+    getaddrinfo = __getitem__ = connect = setblocking = close = socket
 
 
 _WIRE = _Wire()
@@ -127,7 +118,7 @@ class Uplink:
         self.last_backoff_ms = 0
         self._kick = asyncio.Event()
         self._ev = asyncio.Event()  # a CONNACK or PUBACK came, the link died, or it came up
-        self._lock = asyncio.Lock()
+        self._busy = False  # a task is sending or waiting for its PUBACK (see _take)
         self._stream = None
         self._ack = -1  # last PUBACK's packet id
         self._connack = -1
@@ -142,21 +133,12 @@ class Uplink:
 
         UplinkError for a bad URL leaves the old target in place.
         """
-        from perch import brokerurl  # parsing is needed once per URL: loaded and dropped
+        from perch import mqttconnect
 
         try:
-            u = brokerurl.parse_url(url)
-            self.url = brokerurl.public_url(url)
+            mqttconnect.target(self, url)
         finally:
-            drop("brokerurl")
-        self.host, self.port, self.tls = u["host"], u["port"], u["tls"]
-        c = _simple.MQTTClient(_b(self.client_id), "", 1, _b(u["user"]), _b(u["password"]),
-                               self.keepalive_s)
-        c.sock = _WIRE
-        if self.status_topic:
-            c.set_last_will(_b(self.status_topic), b"offline", True, 1)
-        c.set_callback(self._on_publish)
-        self._c = c
+            drop("mqttconnect")
         if now:
             self._die(UplinkError("broker changed"))
             self.kick()
@@ -176,7 +158,8 @@ class Uplink:
         Retransmits with DUP on a missing PUBACK; raises UplinkError when not connected or
         the link died. Never blocks the loop longer than one non-blocking socket write.
         """
-        async with self._lock:
+        await self._take()
+        try:
             if self.state != "connected":
                 raise UplinkError("not connected")
             c = self._c
@@ -191,7 +174,7 @@ class Uplink:
                 try:
                     while self._ack != pid:
                         if self._dead:
-                            # the link died under us: give the lock back for the reconnect
+                            # the link died under us: give the link back for the reconnect
                             raise UplinkError(_describe(self._dead))
                         await asyncio.wait_for_ms(self._ev.wait(), self.timeout_ms)
                         self._ev.clear()
@@ -201,6 +184,8 @@ class Uplink:
                     pkt[0] |= 0x08  # DUP: same packet id, the broker may have it already
             self._die(UplinkError("no PUBACK within %d ms" % self.timeout_ms))
             raise UplinkError("no PUBACK")
+        finally:
+            self._busy = False
 
     async def run(self):
         """Connect, serve, reconnect with exponential backoff and jitter. Runs forever."""
@@ -226,8 +211,13 @@ class Uplink:
                             raise UplinkError("broker silent for %d ms (keepalive)"
                                               % (ka * 3 // 2))
                         if time.ticks_diff(now, self._last_tx) >= ka // 2:
-                            async with self._lock:
-                                await self._send(b"\xc0\x00")  # PINGREQ
+                            # not while a publish holds the link: it sends anyway
+                            if not self._busy:
+                                self._busy = True
+                                try:
+                                    await self._send(b"\xc0\x00")  # PINGREQ
+                                finally:
+                                    self._busy = False
                     await asyncio.sleep_ms(_TICK_MS)
                 raise self._dead
             except Exception as e:  # every failure is reported and retried, never fatal
@@ -255,6 +245,13 @@ class Uplink:
         return {"state": self.state, "broker": self.url, "last_error": self.last_error,
                 "attempts": self.attempts, "connects": self.connects}
 
+    async def _take(self):
+        # the link is one task's at a time (a publish and its PUBACK, a SUBSCRIBE): a flag
+        # polled when taken, rare and short, costs less RAM than asyncio.Lock's module
+        while self._busy:
+            await asyncio.sleep_ms(10)
+        self._busy = True
+
     # -- connection ---------------------------------------------------------------------
     def _pkt(self, fn, *args):
         # umqtt counts packet ids up forever; MQTT's are 1..65535 and 0 is invalid
@@ -263,7 +260,7 @@ class Uplink:
         return _run(fn, *args)
 
     async def _send(self, pkt):
-        # the caller holds self._lock, so only one task ever waits on the socket for writing
+        # the caller holds the link (_take), so only one task ever waits on the socket for writing
         w = self._stream
         if w is None:
             raise UplinkError("not connected")
