@@ -1,9 +1,11 @@
-# Connecting to the broker, and readable reasons for failures (SPEC §5): the uplink loads this
-# module for each connection attempt (or failure) and drops it after, so that a connected
-# board does not keep code it runs once per connection.
+# Connecting to the broker, backing off after a failure, readable reasons for failures, and
+# setting up the client for a broker URL (SPEC §5): the uplink loads this module for each of
+# these and drops it after, so that a connected board does not keep code it runs once per
+# connection.
 
 import asyncio
 import errno
+import random
 import select
 import socket
 import time
@@ -119,6 +121,33 @@ def target(up, url):
         c.set_last_will(b(up.status_topic), b"offline", True, 1)
     c.set_callback(up._on_publish)
     up._c = c
+
+
+def failed(up, e, fails):
+    """Report a failed attempt or a lost link and close it; returns the backoff in ms."""
+    msg = describe(e)
+    if up.state == "connected":
+        uplink._log.warning("connection lost", broker=up.url, error=msg)
+    elif msg != up.last_error:
+        uplink._log.warning("connect failed", broker=up.url, error=msg)
+    # the same failure again: the console needs it once, not every backoff
+    up.last_error = msg
+    if up._reader_task:
+        up._reader_task.cancel()
+        up._reader_task = None
+    if up._stream:
+        try:
+            up._stream.close()
+        except Exception:
+            pass
+        up._stream = None
+    up.state = "backoff"
+    # exponential, capped, with "equal jitter": half fixed, half random, so a fleet that
+    # lost the same broker does not come back in lock-step
+    d = min(1000 << min(fails - 1, 10), max(up.backoff_max_ms, 1000))
+    d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
+    up.last_backoff_ms = d
+    return d
 
 
 def describe(e):

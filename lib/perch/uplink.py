@@ -8,7 +8,6 @@
 # delayed ACK hold back; from the wire each packet goes out whole, in one write.
 
 import asyncio
-import random
 import sys
 import time
 
@@ -17,7 +16,6 @@ from micropython import const
 
 from perch import log
 
-_BACKOFF_MIN_MS = const(1000)
 _RETRIES = const(3)  # PUBACK waits (first send + DUP resends) before the link is declared dead
 _TICK_MS = const(200)
 
@@ -84,12 +82,13 @@ def drop(name):
         delattr(perch, name)  # the import bound it on the package too
 
 
-def _describe(e):
-    # a readable reason for a failure: rare, so the text lives in mqttconnect, loaded on use
+def _mc(name, *args):
+    # mqttconnect.<name>(*args): connecting, failures and URL changes are rare, so their code
+    # is loaded for each use and dropped after (a coroutine keeps it until it is done)
     from perch import mqttconnect
 
     try:
-        return mqttconnect.describe(e)
+        return getattr(mqttconnect, name)(*args)
     finally:
         drop("mqttconnect")
 
@@ -107,7 +106,7 @@ class Uplink:
         self.ca = ca
         self.keepalive_s = keepalive_s
         self.timeout_ms = timeout_ms
-        self.backoff_max_ms = max(backoff_max_ms, _BACKOFF_MIN_MS)
+        self.backoff_max_ms = backoff_max_ms
         self.status_topic = status_topic
         self.sub_topic = sub_topic
         self.on_msg = on_msg
@@ -133,12 +132,7 @@ class Uplink:
 
         UplinkError for a bad URL leaves the old target in place.
         """
-        from perch import mqttconnect
-
-        try:
-            mqttconnect.target(self, url)
-        finally:
-            drop("mqttconnect")
+        _mc("target", self, url)
         if now:
             self._die(UplinkError("broker changed"))
             self.kick()
@@ -175,7 +169,7 @@ class Uplink:
                     while self._ack != pid:
                         if self._dead:
                             # the link died under us: give the link back for the reconnect
-                            raise UplinkError(_describe(self._dead))
+                            raise UplinkError(_mc("describe", self._dead))
                         await asyncio.wait_for_ms(self._ev.wait(), self.timeout_ms)
                         self._ev.clear()
                     return
@@ -193,14 +187,7 @@ class Uplink:
         while True:
             self.attempts += 1
             try:
-                # connecting is rare: its code is loaded for each attempt and dropped after
-                from perch import mqttconnect
-
-                try:
-                    await mqttconnect.connect(self)
-                finally:
-                    drop("mqttconnect")
-                    del mqttconnect  # this frame lives on while connected: let the module go
+                await _mc("connect", self)
                 fails = 0
                 # watch the link: keepalive pings, and a broker that went silent
                 ka = self.keepalive_s * 1000
@@ -221,20 +208,8 @@ class Uplink:
                     await asyncio.sleep_ms(_TICK_MS)
                 raise self._dead
             except Exception as e:  # every failure is reported and retried, never fatal
-                msg = _describe(e)
-                if self.state == "connected":
-                    _log.warning("connection lost", broker=self.url, error=msg)
-                elif msg != self.last_error:
-                    _log.warning("connect failed", broker=self.url, error=msg)
-                # the same failure again: the console needs it once, not every backoff
-                self.last_error = msg
-            self._close()
-            fails += 1
-            # exponential, capped, with "equal jitter": half fixed, half random, so a fleet
-            # that lost the same broker does not come back in lock-step
-            d = min(_BACKOFF_MIN_MS << min(fails - 1, 10), self.backoff_max_ms)
-            d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
-            self.last_backoff_ms = d
+                fails += 1
+                d = _mc("failed", self, e, fails)
             self._kick.clear()
             try:
                 await asyncio.wait_for_ms(self._kick.wait(), d)
@@ -275,7 +250,7 @@ class Uplink:
         except OSError as e:
             # the broker went away mid-write: one error type for the callers
             self._die(e)
-            raise UplinkError(_describe(e))
+            raise UplinkError(_mc("describe", e))
         self._last_tx = time.ticks_ms()
 
     async def _reader(self, r):
@@ -326,15 +301,3 @@ class Uplink:
         if not self._dead:
             self._dead = e
         self._ev.set()  # wake whoever waits for a CONNACK or PUBACK
-
-    def _close(self):
-        if self._reader_task:
-            self._reader_task.cancel()
-            self._reader_task = None
-        if self._stream:
-            try:
-                self._stream.close()
-            except Exception:
-                pass
-            self._stream = None
-        self.state = "backoff"
