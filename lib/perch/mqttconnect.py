@@ -119,7 +119,8 @@ def target(up, url):
     c.sock = uplink._WIRE
     if up.status_topic:
         c.set_last_will(b(up.status_topic), b"offline", True, 1)
-    c.set_callback(up._on_publish)
+    if up.on_msg:
+        c.set_callback(up.on_msg)
     up._c = c
 
 

@@ -91,7 +91,7 @@ async def _sample():
         samples += 1
         if on and not was_up:
             if up:
-                up.kick()  # the network is back: no need to sit out the backoff
+                up._kick.set()  # the network is back: no need to sit out the backoff
             if ts is None:
                 from perch import sntp  # only a board without a set clock needs it
 
@@ -157,8 +157,9 @@ async def _pump():
 
 
 # -- commands and log forwarding --------------------------------------------------------
-def _on_cmd(msg):
-    # called from the uplink's reader: queue it; a task runs the queue, then ends
+def _on_cmd(topic, msg):
+    # called from the uplink's reader (cmd is the only topic subscribed): queue it; a task
+    # runs the queue, then ends
     if len(cmds) >= _QUEUE:
         _log.warning("command dropped: queue full")
         return

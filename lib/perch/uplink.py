@@ -96,7 +96,8 @@ def _mc(name, *args):
 class Uplink:
     """One broker connection, kept up by run(); publish() is safe to call from any task.
 
-    on_msg(msg) gets each message on sub_topic (subscribed on every connect).
+    on_msg(topic, msg) gets each message on sub_topic (subscribed on every connect); it must
+    not raise (that would end the connection).
     """
 
     def __init__(self, url, client_id, keepalive_s=60, timeout_ms=10000,
@@ -135,11 +136,7 @@ class Uplink:
         _mc("target", self, url)
         if now:
             self._die(UplinkError("broker changed"))
-            self.kick()
-
-    def kick(self):
-        """Cut a backoff wait short, e.g. when the station link just came up."""
-        self._kick.set()
+            self._kick.set()  # cut a backoff wait short
 
     async def wait_connected(self):
         while self.state != "connected":
@@ -277,7 +274,7 @@ class Uplink:
                 elif kind == 0x20 and n >= 2:  # CONNACK
                     self._connack = body[1]
                     self._ev.set()
-                elif kind == 0x30:  # PUBLISH: umqtt parses it, calls _on_publish, acks it
+                elif kind == 0x30:  # PUBLISH: umqtt parses it, calls on_msg, acks it
                     pkt.extend(body)
                     ack = _run(self._c.wait_msg, rx=pkt)
                     if ack:
@@ -289,13 +286,6 @@ class Uplink:
             pass
         except Exception as e:
             self._die(e)
-
-    def _on_publish(self, topic, msg):
-        if self.on_msg and topic == _b(self.sub_topic):
-            try:
-                self.on_msg(msg)
-            except Exception as e:
-                _log.exc(e, "message handler failed", topic=topic)
 
     def _die(self, e):
         if not self._dead:
