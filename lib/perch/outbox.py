@@ -162,20 +162,20 @@ class Outbox:
                     v |= r[i + j] << 8 * j
                 if r[i + c] & 0x80:
                     v -= 1 << 8 * n
-                v = "%di" % v
+                x = "%di" % v
             elif c < 11:
                 n = 8 if c == 10 else 4
-                v = struct.unpack_from("<d" if n == 8 else "<f", r, i)[0]
+                f = struct.unpack_from("<d" if n == 8 else "<f", r, i)[0]
                 if c == 9:
-                    v = float("%.7g" % v)
-                v = repr(v)
+                    f = float("%.7g" % f)
+                x = repr(f)
                 # '21' would do for the parser, but floats stay visibly floats
-                if "." not in v and "e" not in v:
-                    v += ".0"
+                if "." not in x and "e" not in x:
+                    x += ".0"
             else:
                 n = 0
-                v = "true" if c == 12 else "false"
-            out.append("%s%s=%s" % (sep, _esc(k), v))
+                x = "true" if c == 12 else "false"
+            out.append("%s%s=%s" % (sep, _esc(k), x))
             sep = ","
             i += n
         if r[q] & 0x80:

@@ -23,19 +23,23 @@ _EPOCH_NS = 946684800 * 1000000000 if time.gmtime(0)[0] == 2000 else 0
 _SYNCED_AFTER_NS = 1577836800 * 1000000000  # 2020-01-01: a clock before that was never set
 _QUEUE = const(8)  # commands waiting; twice that many log lines
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy takes the name as true; MicroPython ignores annotations
+    from typing import Any
+
 _log = log.Logger("telemetry")
 
-ctx = None
-ob = None  # the outbox; source 0 is the device measurement, source i + 1 is drivers[i]
-up = None  # the uplink, once a broker is configured
-drivers = []
+ctx: Any = None  # the app's Context
+ob: Any = None  # the outbox; source 0 is the device measurement, source i + 1 is drivers[i]
+up: Any = None  # the uplink, once a broker is configured
+drivers: list = []
 interval_s = 10  # the `set` command changes it at once, even over a PERCH_* override
 errors = 0
 samples = 0
-config_error = None
-_url = 0  # not a URL: the first _follow_config() sets up the configured one
-cmds = []  # commands waiting (bytes); the first is the one running
-_logq = []  # log lines waiting to be forwarded
+config_error: Any = None
+_url: Any = 0  # not a URL: the first _follow_config() sets up the configured one
+cmds: list = []  # commands waiting (bytes); the first is the one running
+_logq: list = []  # log lines waiting to be forwarded
 
 
 def now_ns():
@@ -169,15 +173,16 @@ def _on_cmd(topic, msg):
 
 
 async def _commands():
-    from perch import command  # commands are rare: loaded while some wait, dropped after
-
     try:
+        from perch import command  # commands are rare: loaded while some wait, dropped after
+
         while cmds:
             try:
                 await command.run(cmds[0])
             finally:
                 cmds.pop(0)
     finally:
+        cmds.clear()  # only after a failure (say a MemoryError): the next command starts afresh
         _drop("command")
 
 

@@ -33,6 +33,10 @@ class _Wire:
     (_run() sets out, rx and pos first).
     """
 
+    out: bytearray
+    rx: bytes
+    pos: int
+
     def write(self, buf, n=-1):
         self.out.extend(buf if n < 0 else memoryview(buf)[:n])
 
@@ -99,6 +103,9 @@ class Uplink:
     on_msg(topic, msg) gets each message on sub_topic (subscribed on every connect); it must
     not raise (that would end the connection).
     """
+
+    _c: _simple.MQTTClient  # set up by mqttconnect.target(), as are host, port, tls
+    url: str
 
     def __init__(self, url, client_id, keepalive_s=60, timeout_ms=10000,
                  backoff_max_ms=60000, ca=None, status_topic=None, sub_topic=None,
