@@ -188,7 +188,10 @@ class Outbox:
         if spill:
             if self.spool:
                 # the spool drops its own oldest when it is full
-                d = self.spool.append(self.line(self._h))
+                try:
+                    d = self.spool.append(self.line(self._h))
+                except OSError:
+                    pass  # flash full or failing: the reading is dropped, sampling goes on
             self.dropped += d
             self._gen += d
         p = self._b[(self._h + 1) % len(self._b)]
