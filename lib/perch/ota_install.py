@@ -7,9 +7,9 @@ import io
 from microdot import Response
 
 from perch import bundle, slots
-from perch.httpguard import _Replay
 from perch.ota import BUSY, LOG
 from perch.pages import html
+from perch.replay import Replay as _Replay
 from perch.web import body_json, json_error
 
 

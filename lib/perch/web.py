@@ -3,6 +3,7 @@
 # httpguard reads and bounds each request before microdot sees it, so microdot's own
 # Request limits never apply. The HTML of the pages (perch.pages) is loaded per request.
 
+import asyncio
 import gc
 import json
 
@@ -33,7 +34,8 @@ def body_json(request):
 def create(ctx):
     app = Microdot()
     # Limits, read deadlines and the captive redirect, ahead of microdot's own parsing.
-    ctx.guard = httpguard.Guard(app, _log)
+    httpguard.install(app, _log)
+    ctx.guard = httpguard
     Response.default_content_type = "application/json"
 
     # Few routes: each costs about 600 bytes of RAM for good, so one pattern serves the core
@@ -88,6 +90,9 @@ def create(ctx):
 
     @app.errorhandler(Exception)
     async def crashed(request, e):
+        if isinstance(e, asyncio.TimeoutError):
+            # An upload's body stalled (perch.replay): the guard's read deadline, as a 408.
+            return "request body stalled for %d ms\n" % httpguard.READ_MS, 408
         _log.exc(e, "request failed", path=request.path)
         return json_error(500, "internal error")
 
