@@ -16,7 +16,8 @@ FEATURES = ("auth", "wifi", "portal", "telemetry", "ota")
 
 _TICK_MS = const(20)
 _WDT_MS = const(30000)
-_FEED_EVERY = const(50)  # ticks: feed the watchdog about once a second
+_SWEEP = const(12)  # ticks: HTTP read deadlines are kept to about 250 ms
+_FEED_EVERY = const(48)  # ticks: feed the watchdog about once a second (a multiple of _SWEEP)
 
 _log = log.Logger("app")
 
@@ -91,16 +92,20 @@ class Context:
 
 
 async def _watch_loop(ctx):
-    # A hung loop stops feeding the watchdog, and the chip resets into boot.py, which
-    # counts the failed boot. Meanwhile, measure the longest stall beyond our sleep.
+    # The one periodic task of the core. A hung loop stops feeding the watchdog, and the chip
+    # resets into boot.py, which counts the failed boot. Meanwhile, measure the longest stall
+    # beyond our sleep, and keep the HTTP read deadlines (httpguard.sweep) every _SWEEP ticks.
     wdt = hw.watchdog(_WDT_MS)
+    sweep = ctx.guard.sweep
     n = 0
     while True:
         n += 1
-        if n >= _FEED_EVERY:
-            wdt.feed()
-            ctx.measure_mem()
-            n = 0
+        if not n % _SWEEP:
+            sweep()
+            if n >= _FEED_EVERY:
+                wdt.feed()
+                ctx.measure_mem()
+                n = 0
         t = time.ticks_ms()
         await asyncio.sleep_ms(_TICK_MS)
         late = time.ticks_diff(time.ticks_ms(), t) - _TICK_MS

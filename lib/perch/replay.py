@@ -4,7 +4,7 @@ import asyncio
 
 from micropython import const
 
-_READ_MS = const(5000)  # httpguard.READ_MS
+_READ_MS = const(5000)  # httpguard._READ_MS
 
 
 class Replay:

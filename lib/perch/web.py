@@ -7,7 +7,7 @@ import asyncio
 import gc
 import json
 
-from microdot import Microdot, Response
+from microdot import Microdot, Request, Response
 
 from perch import httpguard, log
 from perch.config import ConfigError, lazy
@@ -34,7 +34,11 @@ def body_json(request):
 def create(ctx):
     app = Microdot()
     # Limits, read deadlines and the captive redirect, ahead of microdot's own parsing.
-    httpguard.install(app, _log)
+    httpguard.app = app
+    httpguard.log = _log
+    app.handle_request = httpguard.handle
+    # Our own limits apply first; microdot's global cap must admit uploads.
+    Request.max_content_length = 8 * 1024 * 1024  # the guard's upload limit
     ctx.guard = httpguard
     Response.default_content_type = "application/json"
 
@@ -92,7 +96,7 @@ def create(ctx):
     async def crashed(request, e):
         if isinstance(e, asyncio.TimeoutError):
             # An upload's body stalled (perch.replay): the guard's read deadline, as a 408.
-            return "request body stalled for %d ms\n" % httpguard.READ_MS, 408
+            return "request body stalled for 5000 ms\n", 408
         _log.exc(e, "request failed", path=request.path)
         return json_error(500, "internal error")
 
