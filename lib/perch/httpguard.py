@@ -16,7 +16,7 @@
 import asyncio
 import time
 
-from microdot import Request, Response
+from microdot import Microdot, Request, Response
 from microdot.microdot import NoCaseDict
 from micropython import const
 
@@ -60,11 +60,11 @@ _E_QUERY = const(11)
 _E_BUSY = const(12)
 _E_CAPTIVE = const(13)
 
-app = None  # set by web.create, with log
+app: Microdot = None  # type: ignore[assignment]  # set by web.create, with log
 log = None
 redirect = None  # callable(host, peer) -> location or None (captive portal)
 active = 0
-_live = []  # [task, deadline ms, or None once expired] per request being read
+_live: list = []  # [task, deadline ms, or None once expired] per request being read
 
 
 class HttpError(Exception):
@@ -182,7 +182,7 @@ async def handle(reader, writer):
                 end += 4
                 rest = bytes(memoryview(buf)[end:])
                 method, url, ver, hdrs = parse_head(bytes(memoryview(buf)[:end]))
-                buf = None
+                del buf
                 if "transfer-encoding" in hdrs:
                     raise HttpError(411, _E_CHUNKED)
                 try:

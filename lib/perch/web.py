@@ -35,8 +35,8 @@ def create(ctx):
     app = Microdot()
     # Limits, read deadlines and the captive redirect, ahead of microdot's own parsing.
     httpguard.app = app
-    httpguard.log = _log
-    app.handle_request = httpguard.handle
+    httpguard.log = _log  # type: ignore[assignment]
+    app.handle_request = httpguard.handle  # type: ignore[method-assign]
     # Our own limits apply first; microdot's global cap must admit uploads.
     Request.max_content_length = 8 * 1024 * 1024  # the guard's upload limit
     ctx.guard = httpguard
