@@ -150,7 +150,11 @@ async def run(ctx):
             p.compile()
     gc.collect()
     ctx.started = True
-    await app.start_server(port=port)
+    # The guard's handler straight on asyncio's server: microdot's start_server would wrap
+    # each connection in a coroutine of its own. .server is what perch.ota's health check
+    # looks for, as microdot sets it.
+    app.server = srv = await asyncio.start_server(ctx.guard.handle, "0.0.0.0", port)
+    await srv.wait_closed()
 
 
 def main():
