@@ -7,7 +7,7 @@ import asyncio
 import gc
 import json
 
-from microdot import Microdot, Request, Response
+from microdot import Microdot, Request, Response, URLPattern
 
 from perch import httpguard, log
 from perch.config import ConfigError, lazy
@@ -43,12 +43,26 @@ def create(ctx):
     Response.default_content_type = "application/json"
 
     # Few routes: each costs about 600 bytes of RAM for good, so one pattern serves the core
-    # API and one the pages, and the handler checks the method itself.
-    @app.route("/api/<re:status|loop|logs|config|reboot:name>", methods=["GET", "POST", "PATCH"])
-    async def api(request, name):
+    # API and the pages ("/", "/logs", "/style.css"; name None, "logs", "style.css"), and the
+    # handler checks the method itself. A segment type of our own, as a route's segments
+    # cannot hold a "/"; MicroPython's re has no (?:), hence the inner group.
+    URLPattern.segment_patterns["core"] = (
+        "/(api/(status|loop|logs|config|reboot)|logs|style\\.css)?"
+    )
+
+    @app.route("/<core:name>", methods=["GET", "POST", "PATCH"])
+    async def core(request, name):
         m = "GET" if request.method == "HEAD" else request.method
+        api = name and name[0] == "a"
+        if api:
+            name = name[4:]
         if (m == "POST") != (name == "reboot") or m == "PATCH" and name != "config":
             return json_error(405, "method not allowed")
+        if not api:
+            p = lazy("pages")
+            if name == "style.css":
+                return p.stylesheet()
+            return p.html(p.logs_page(ctx) if name else p.status_page(ctx))
         if name == "status":
             if "gc" in request.args:
                 # Collect first, so that mem.alloc is the live heap (the bench asks for it).
@@ -80,13 +94,6 @@ def create(ctx):
             log.set_level(ctx.cfg["log.level"])
             _log.info("config changed")
         return ctx.cfg.public()
-
-    @app.get("/<re:logs|style\\.css|:name>")
-    async def page(request, name):
-        p = lazy("pages")
-        if name == "style.css":
-            return p.stylesheet()
-        return p.html(p.logs_page(ctx) if name else p.status_page(ctx))
 
     @app.errorhandler(404)
     async def not_found(request):
