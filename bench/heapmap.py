@@ -25,7 +25,7 @@ import build  # noqa: E402
 # Boot order: the loader's and hw's host modules first, then what app.run() loads.
 BOOT = ("machine", "network", "esp32", "asyncio", "perch.log", "perch.config", "perch.hw",
         "perch.app", "microdot", "perch.httpguard", "perch.web", "perch.auth", "perch.wifi",
-        "perch.portal", "perch.lineproto", "perch.outbox", "perch.sensors", "perch.telemetry",
+        "perch.portal", "perch.outbox", "perch.sensors", "perch.telemetry",
         "perch.slots", "perch.ota", "perch.pages")
 
 CODE = """

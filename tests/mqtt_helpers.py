@@ -9,6 +9,7 @@ import threading
 import time
 
 import paho.mqtt.client as paho
+import requests
 
 from conftest import write_world
 
@@ -82,7 +83,11 @@ def wait_status(b, pred, timeout=30.0, what="status"):
     deadline = time.monotonic() + timeout
     st = None
     while time.monotonic() < deadline:
-        st = b.status()
+        try:
+            st = b.status()
+        except requests.ConnectionError:  # a board rebooting resets what it was answering
+            time.sleep(0.2)
+            continue
         if pred(st):
             return st
         time.sleep(0.2)

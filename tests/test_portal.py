@@ -88,10 +88,15 @@ def test_joined_board_does_not_redirect(board, tmp_path):
 def test_unknown_pages_are_404(portal):
     b = portal
     for method, path in (("GET", "/wifi/nonsense"), ("POST", "/settings/__init__"),
-                         ("GET", "/settings/admin"), ("POST", "/wifi/result")):
+                         ("GET", "/settings/admin"), ("POST", "/wifi/result"),
+                         ("GET", "/wifix"), ("GET", "/api/settings"), ("DELETE", "/wifi"),
+                         ("GET", "/api/wifi/scan"), ("POST", "/api/wifi/networks"),
+                         ("GET", "/api/factory-reset"), ("POST", "/api/factory-reset/scan"),
+                         ("PUT", "/api/wifi")):
         r = requests.request(method, b.url + path, timeout=5)
         assert r.status_code in (404, 405), (method, path)
     assert b.get("/api/status").status_code == 200
+    assert b.status()["mode"] == "ap"  # nothing above reset the board
 
 
 def test_wizard_lists_networks_deduplicated_strongest_first(portal):

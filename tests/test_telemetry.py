@@ -340,3 +340,39 @@ def test_no_broker_then_broker_set_at_runtime(board, tmp_path, live_broker):
     st = wait_status(b, lambda s: s["mqtt"]["last_error"] == "connection refused",
                      what="switched to the new broker")
     assert st["mqtt"]["state"] != "connected"
+
+
+def test_buffer_filled_without_broker_costs_no_heap_then_replays_in_order(board, tmp_path,
+                                                                         live_broker):
+    # SPEC §5: no broker, readings are kept in the buffer (a ring allocated at boot, so
+    # filling it allocates nothing that stays); set a broker and every one arrives, in order
+    br = live_broker
+    b = mqtt_board(board, tmp_path, "", PERCH_MQTT_BUFFER=60)
+    did = b.status()["device_id"]
+
+    def live():
+        return min(b.get("/api/status?gc=1").json()["mem"]["alloc"] for _ in range(3))
+
+    wait_status(b, lambda s: s["mqtt"]["queued"] >= 4, what="first readings kept")
+    early = live()
+    st = wait_status(b, lambda s: s["mqtt"]["queued"] >= 44, timeout=40, what="buffer filling")
+    full = live()
+    assert full - early <= 2048, (early, full)
+    assert st["mqtt"]["dropped"] == 0
+    topic = "sensors/" + did
+    sub = DurableSub(br, [topic])
+    try:
+        r = b.patch("/api/config", json={"mqtt": {"url": br.url(br.user, br.password)}})
+        assert r.status_code == 200, r.text
+        st = wait_status(b, lambda s: s["mqtt"]["state"] == "connected"
+                         and s["mqtt"]["queued"] == 0, what="connected and drained")
+        assert st["mqtt"]["dropped"] == 0
+        sub.wait(lambda m: len(sim_seqs(lines(sub, topic))) >= 22, what="the kept readings")
+        seqs = []
+        for s, _ in sim_seqs(lines(sub, topic)):
+            if s not in seqs:
+                seqs.append(s)
+        assert seqs == list(range(1, len(seqs) + 1))  # from the first, none lost, in order
+        assert len(seqs) >= 22
+    finally:
+        sub.close()

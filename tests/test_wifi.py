@@ -25,7 +25,7 @@ SIM = REPO / "tools" / "sim" / "board"
 
 DIGEST = """
 import json
-from perch import wifi
+from perch import wifi, wifijoin
 raw = [
     (b"Home", b"\\x01" * 6, 6, -70, 3, False),
     (b"Home", b"\\x02" * 6, 11, -48, 3, False),
@@ -34,7 +34,7 @@ raw = [
     ("Caf\\u00e9".encode(), b"\\x05" * 6, 1, -65, 7, False),
     (b"\\xff\\xfe", b"\\x06" * 6, 1, -20, 3, False),
 ]
-nets = wifi.digest_scan(raw)
+wifi.nets = wifi.digest_scan(raw)
 saved = [
     {"ssid": "Guest", "priority": 0, "hidden": False},
     {"ssid": "Home", "priority": 0, "hidden": False},
@@ -42,8 +42,8 @@ saved = [
     {"ssid": "Secret", "priority": 1, "hidden": True},
     {"ssid": "Caf\\u00e9", "priority": 3, "hidden": False},
 ]
-order = [n["ssid"] for n in wifi.join_order(saved, nets)]
-print(json.dumps({"nets": nets, "order": order}))
+order = [n["ssid"] for n in wifijoin.join_order(saved, wifi.nets)]
+print(json.dumps({"nets": wifi.scan_doc()["networks"], "order": order}))
 """
 
 

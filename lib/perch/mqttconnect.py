@@ -1,9 +1,11 @@
-# Connecting to the broker, and readable reasons for failures (SPEC §5): the uplink loads this
-# module for each connection attempt (or failure) and drops it after, so that a connected
-# board does not keep code it runs once per connection.
+# Connecting to the broker, backing off after a failure, readable reasons for failures, and
+# setting up the client for a broker URL (SPEC §5): the uplink loads this module for each of
+# these and drops it after, so that a connected board does not keep code it runs once per
+# connection.
 
 import asyncio
 import errno
+import random
 import select
 import socket
 import time
@@ -70,8 +72,8 @@ async def connect(up):
     up._connack = -1
     up._ev.clear()
     up._reader_task = asyncio.create_task(up._reader(up._stream))
-    async with up._lock:
-        await up._send(uplink._run(up._c.connect))
+    # nobody else sends before the state says connected
+    await up._send(uplink._run(up._c.connect))
     try:
         while up._connack < 0:
             if up._dead:
@@ -92,10 +94,61 @@ async def connect(up):
     up._ev.set()
     uplink._log.info("connected", broker=up.url)
     if up.sub_topic:
-        async with up._lock:
+        await up._take()  # the pump may publish already
+        try:
             await up._send(up._pkt(up._c.subscribe, uplink._b(up.sub_topic), 1))
+        finally:
+            up._busy = False
     if up.status_topic:
         await up.publish(up.status_topic, b"online", True, 1)
+
+
+def target(up, url):
+    """Point up's MQTT client at url (UplinkError when the URL is bad)."""
+    from perch import brokerurl  # parsing is needed once per URL: loaded and dropped
+
+    try:
+        u = brokerurl.parse_url(url)
+        up.url = brokerurl.public_url(url)
+    finally:
+        uplink.drop("brokerurl")
+    up.host, up.port, up.tls = u["host"], u["port"], u["tls"]
+    b = uplink._b
+    c = uplink._simple.MQTTClient(b(up.client_id), "", 1, b(u["user"]), b(u["password"]),
+                                  up.keepalive_s)
+    c.sock = uplink._WIRE
+    if up.status_topic:
+        c.set_last_will(b(up.status_topic), b"offline", True, 1)
+    if up.on_msg:
+        c.set_callback(up.on_msg)
+    up._c = c
+
+
+def failed(up, e, fails):
+    """Report a failed attempt or a lost link and close it; returns the backoff in ms."""
+    msg = describe(e)
+    if up.state == "connected":
+        uplink._log.warning("connection lost", broker=up.url, error=msg)
+    elif msg != up.last_error:
+        uplink._log.warning("connect failed", broker=up.url, error=msg)
+    # the same failure again: the console needs it once, not every backoff
+    up.last_error = msg
+    if up._reader_task:
+        up._reader_task.cancel()
+        up._reader_task = None
+    if up._stream:
+        try:
+            up._stream.close()
+        except Exception:
+            pass
+        up._stream = None
+    up.state = "backoff"
+    # exponential, capped, with "equal jitter": half fixed, half random, so a fleet that
+    # lost the same broker does not come back in lock-step
+    d = min(1000 << min(fails - 1, 10), max(up.backoff_max_ms, 1000))
+    d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
+    up.last_backoff_ms = d
+    return d
 
 
 def describe(e):

@@ -3,33 +3,50 @@
 # counts it. Optionally spills to a flash spool so an outage longer than the RAM
 # buffer (or a reboot) loses less.
 #
-# Items are encoded lines. An item leaves the outbox only when the uplink confirms
-# delivery (peek, publish, then pop), so a connection dropped mid-publish resends
-# instead of losing the reading.
+# A reading leaves the outbox only when the uplink confirms delivery (peek, publish, then
+# pop), so a connection dropped mid-publish resends instead of losing it.
 #
-# In RAM the lines sit back to back in 1 KB chunks, each as a 2-byte length (+1, so that
-# the zeroed rest of a chunk reads as its end) and its bytes: a reading costs its length
-# plus 2 bytes, where a bytes object per line would add ~50 on 64 bits (and fragment the
-# heap). A chunk is freed once read; an empty outbox holds nothing.
+# In RAM a reading is a binary record in one ring allocated at boot, mqtt.buffer x _PER bytes
+# (+ one record of slack): a full buffer costs what an empty one does, and nothing grows or
+# fragments the heap during an outage. A record becomes a line of line protocol only when it
+# is published, spooled or logged. Record:
+#   source (bit 7: has a timestamp) | record length | [timestamp, int64 ns] | fields
+# and a field is a tag byte, key index << 4 | code, then its value: code 0-7 a signed int of
+# code + 1 bytes, 8 a float32 that is the reading exactly, 9 a float32 of a reading that
+# prints with 7 significant digits (21.3, which float32 does not hold), 10 a float64, 11 false,
+# 12 true. Each form is used only when it gives back the very float read, so the text
+# published is what the sensor read, as repr() writes it.
 
 import asyncio
+import struct
 
 from micropython import const
 
-_CHUNK = const(1024)
+_PER = const(24)  # ring bytes per reading: records of the default sensors average ~21
+_REC = const(136)  # the largest record: 2 + 8 + 14 fields of 9 bytes
+
+
+def _esc(s):
+    # tag values, tag keys and field keys: the backslash first, it is added by the others
+    for c in "\\,= ":
+        if c in s:
+            s = s.replace(c, "\\" + c)
+    return s
 
 
 class Outbox:
-    """FIFO of encoded readings bounded by `size` items in RAM (+ `spool_size` on flash)."""
+    """FIFO of readings bounded by `size` items in RAM (+ `spool_size` lines on flash)."""
 
     def __init__(self, size, spool_path=None, spool_size=0):
         if size < 1:
             raise ValueError("mqtt.buffer must be at least 1")
         self.size = size
-        self._c = []  # chunks, oldest first
-        self._h = 0  # read offset in the first chunk
-        self._t = 0  # write offset in the last chunk
-        self._n = 0  # lines in RAM
+        self._b = bytearray(size * _PER + _REC)
+        self._r = bytearray(_REC)  # the record being encoded
+        self._h = self._t = self._u = self._n = 0  # head, tail, bytes used, records in RAM
+        # per source (a sensor, or the device measurement): its line prefix, then the keys
+        # of the fields it has given so far (a record names a field by its index here)
+        self.src = []
         self.dropped = 0
         self.sent = 0
         self.spool = None
@@ -48,54 +65,146 @@ class Outbox:
     def __len__(self):
         return self._n + (self.spool.count if self.spool else 0)
 
-    def _first(self, drop=False):
-        # the oldest line in RAM (bytes); with drop, forget it instead
-        c = self._c[0]
-        h = self._h
-        n = c[h] | c[h + 1] << 8
-        if not drop:
-            return bytes(memoryview(c)[h + 2:h + 1 + n])
-        self._n -= 1
-        h += n + 1
-        if not self._n:
-            self._c = []  # nothing left: give the chunks back
-            h = self._t = 0
-        elif h + 2 > len(c) or not c[h] | c[h + 1] << 8:
-            self._c.pop(0)  # this chunk is used up
-            h = 0
-        self._h = h
+    def source(self, prefix):
+        """Register a line prefix (escaped measurement and tags); returns its number."""
+        self.src.append([prefix])
+        return len(self.src) - 1
 
-    def put(self, item):
-        if isinstance(item, str):
-            item = item.encode()
-        if self._n >= self.size:
-            d = 1
-            if self.spool:
-                # RAM overflow moves the oldest to flash; the spool drops when it is full
-                d = self.spool.append(self._first())
-            self._first(True)
-            self.dropped += d
-            self._gen += d
-        n = len(item) + 1
-        c = self._c
+    def put(self, src, fields, ts=None):
+        """Queue a reading: (key, value) pairs, None values left out; ts in ns or None.
+
+        Returns its position for line(); ValueError for a value line protocol cannot carry.
+        """
+        r = self._r
+        keys = self.src[src]
+        p = 2
+        if ts is not None:
+            struct.pack_into("<q", r, 2, ts)
+            p = 10
+        for k, v in fields:
+            if v is None:
+                continue
+            if p > _REC - 9:
+                raise ValueError("too many fields")
+            try:
+                i = keys.index(k, 1)
+            except ValueError:
+                i = len(keys)
+                # a raw newline would end the line early and inject another one
+                if i > 15 or not isinstance(k, str) or not k or "\n" in k or "\r" in k:
+                    raise ValueError("bad field key %r" % (k,))
+                keys.append(k)
+            n = 0
+            if isinstance(v, bool):
+                c = 12 if v else 11
+            elif isinstance(v, int):
+                n = 1
+                while not -(1 << 8 * n - 1) <= v < 1 << 8 * n - 1:
+                    n += 1
+                if n > 8:
+                    raise ValueError("%s=%d is out of int64 range" % (k, v))
+                c = n - 1
+                for j in range(n):
+                    r[p + 1 + j] = v >> 8 * j & 255
+            elif isinstance(v, float):
+                if v != v or v - v:  # inf - inf is nan
+                    raise ValueError("%s=%r is not representable" % (k, v))
+                struct.pack_into("<f", r, p + 1, v)
+                f = struct.unpack_from("<f", r, p + 1)[0]
+                c, n = 8, 4
+                if f != v:
+                    c = 9
+                    if float("%.7g" % f) != v:
+                        struct.pack_into("<d", r, p + 1, v)
+                        c, n = 10, 8
+            else:
+                raise ValueError("%s=%r: a field is a number or a bool" % (k, v))
+            r[p] = (i - 1) << 4 | c
+            p += 1 + n
+        if p == (2 if ts is None else 10):
+            raise ValueError("a line needs at least one field")
+        r[0] = src | (0 if ts is None else 0x80)
+        r[1] = p
+        b = self._b
+        while self._n >= self.size or self._u + p > len(b):
+            self._drop()
         t = self._t
-        if not c or t + n + 1 > len(c[-1]):
-            c.append(bytearray(max(_CHUNK, n + 1)))
-            t = 0
-        b = c[-1]
-        b[t] = n & 0xFF
-        b[t + 1] = n >> 8
-        b[t + 2:t + n + 1] = item
-        self._t = t + n + 1
+        m = min(p, len(b) - t)  # the ring's end may cut the record in two
+        b[t:t + m] = memoryview(r)[:m]
+        if m < p:
+            b[:p - m] = memoryview(r)[m:p]
+        self._t = (t + p) % len(b)
+        self._u += p
         self._n += 1
         self._ev.set()
+        return t
+
+    def line(self, q):
+        """The record at ring position q as a line of line protocol (bytes)."""
+        r = self._b
+        p = r[(q + 1) % len(r)]
+        if q + p > len(r):
+            r = r[q:] + r[:q + p - len(r)]  # cut in two by the ring's end (< _REC bytes)
+            q = 0
+        s = self.src[r[q] & 0x7F]
+        out = [s[0]]
+        i = q + (10 if r[q] & 0x80 else 2)
+        p += q
+        sep = " "
+        while i < p:
+            c = r[i] & 15
+            k = s[(r[i] >> 4) + 1]
+            i += 1
+            if c < 8:
+                n = c + 1
+                v = 0
+                for j in range(n):
+                    v |= r[i + j] << 8 * j
+                if r[i + c] & 0x80:
+                    v -= 1 << 8 * n
+                x = "%di" % v
+            elif c < 11:
+                n = 8 if c == 10 else 4
+                f = struct.unpack_from("<d" if n == 8 else "<f", r, i)[0]
+                if c == 9:
+                    f = float("%.7g" % f)
+                x = repr(f)
+                # '21' would do for the parser, but floats stay visibly floats
+                if "." not in x and "e" not in x:
+                    x += ".0"
+            else:
+                n = 0
+                x = "true" if c == 12 else "false"
+            out.append("%s%s=%s" % (sep, _esc(k), x))
+            sep = ","
+            i += n
+        if r[q] & 0x80:
+            out.append(" %d" % struct.unpack_from("<q", r, q + 2)[0])
+        return "".join(out).encode()
+
+    def _drop(self, spill=True):
+        # forget the oldest record in RAM; with a spool, move it there instead
+        d = 1
+        if spill:
+            if self.spool:
+                # the spool drops its own oldest when it is full
+                try:
+                    d = self.spool.append(self.line(self._h))
+                except OSError:
+                    pass  # flash full or failing: the reading is dropped, sampling goes on
+            self.dropped += d
+            self._gen += d
+        p = self._b[(self._h + 1) % len(self._b)]
+        self._h = (self._h + p) % len(self._b)
+        self._u -= p
+        self._n -= 1
 
     def peek(self):
-        """Oldest item not yet delivered, or None."""
+        """Oldest item not yet delivered (bytes), or None."""
         self._pgen = self._gen
         if self.spool and self.spool.count:
             return self.spool.peek()
-        return self._first() if self._n else None
+        return self.line(self._h) if self._n else None
 
     def pop(self):
         """The item from the last peek() was delivered."""
@@ -109,14 +218,14 @@ class Outbox:
         if self.spool and self.spool.count:
             self.spool.pop()
         elif self._n:
-            self._first(True)
+            self._drop(False)
         else:
             return
         self.sent += 1
 
-    async def wait(self):
-        """Return once there is something to send."""
-        while not len(self):
+    async def wait(self, more=()):
+        """Return once there is something to send (or in `more`, a list that sets _ev)."""
+        while not (len(self) or more):
             self._ev.clear()
             await self._ev.wait()
 

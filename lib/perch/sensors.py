@@ -1,10 +1,7 @@
 # Sensor drivers. Each reads through perch.hw only. read() returns (field, value) pairs whose
 # Python types never change (float() or int()), since InfluxDB rejects a field that changes
-# type, or None when there is no new reading this round.
-#
-# telemetry.sensors lists them: "mcu", "sim", or objects such as
-#   {"driver": "adc", "pin": 34}, {"driver": "dht22", "pin": 4},
-#   {"driver": "bme280", "scl": 22, "sda": 21, "bus": 0, "addr": 118}
+# type, or None when there is no new reading this round. perch.telesetup makes them from
+# telemetry.sensors.
 
 import math
 import time
@@ -49,34 +46,3 @@ class Driver:
         if not (-40 <= t <= 80 and 0 <= h <= 100):
             raise SensorError("dht22 out of range: %r C %r %%" % (t, h))
         return (("temperature", float(t)), ("humidity", float(h)))
-
-
-def make(spec):
-    """A driver from one telemetry.sensors entry; SensorError says what is wrong with it."""
-    if isinstance(spec, str):
-        spec = {"driver": spec}
-    if not isinstance(spec, dict):
-        raise SensorError("sensor entry must be a name or an object, got %r" % (spec,))
-    name = spec.get("driver")
-    opts = (("pin",) if name in ("adc", "dht22") else ("bus", "scl", "sda", "addr")
-            if name == "bme280" else () if name in ("mcu", "sim") else None)
-    if opts is None:
-        raise SensorError("unknown sensor driver %r (known: adc, bme280, dht22, mcu, sim)"
-                          % (name,))
-    kw = {}
-    for k, v in spec.items():
-        if k == "driver":
-            continue
-        if k not in opts:
-            raise SensorError("%s: unknown option %r" % (name, k))
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise SensorError("%s: %s must be an integer" % (name, k))
-        kw[k] = v
-    if name == "bme280":
-        from perch import bme280  # its compensation code is only loaded when configured
-
-        return bme280.BME280(**kw)
-    pin = kw.get("pin", 0)
-    if opts and not (kw and 0 <= pin <= 48):
-        raise SensorError("%s: needs a pin, a GPIO number" % name)
-    return Driver(name, pin)

@@ -104,7 +104,7 @@ async def settings_admin_post(ctx, req):
 async def settings_reset_post(ctx, req):
     if not read_form(req).get("confirm"):
         raise config.ConfigError("confirm", "tick the box to confirm")
-    from perch.portal import factory_reset
+    from perch.wifijoin import factory_reset
 
     factory_reset(ctx)
     return html(page(ctx, "Factory reset", (_B_ERASED, (ctx.device_id,))))

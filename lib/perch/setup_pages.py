@@ -5,8 +5,8 @@ from micropython import const
 
 from perch import config
 from perch.pages import html, page
-from perch.portal import network_entry, saved_public, set_meta
 from perch.setup_views import error_note, read_form, whole
+from perch.wifijoin import forget, network_entry, request_join, saved_public, set_meta
 
 # Blocks of pages.html (the build checks these numbers)
 _B_WELCOME = const(9)
@@ -102,7 +102,7 @@ async def wifi_post(ctx, req):
         raise config.ConfigError("ssid", "pick a network or type its name")
     n = network_entry({"ssid": ssid, "password": f.get("password") or "",
                        "hidden": bool(manual)}, w)
-    w.request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
+    request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
     return Response.redirect("/wifi/result", 303)
 
 
@@ -142,5 +142,5 @@ async def wifi_saved_post(ctx, req):
 
 
 async def wifi_forget_post(ctx, req):
-    ctx.wifi.forget(read_form(req).get("ssid") or "")
+    forget(read_form(req).get("ssid") or "")
     return _back()

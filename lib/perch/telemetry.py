@@ -1,32 +1,45 @@
-# Telemetry: samples the sensors every telemetry.interval_s, encodes each reading as a
-# line of InfluxDB line protocol stamped when it was taken, queues it in the outbox and
-# publishes it on sensors/<id>. Also the command channel devices/<id>/cmd and optional
-# forwarding of WARNING+ log lines to devices/<id>/log.
+# Telemetry: samples the sensors every telemetry.interval_s, queues each reading in the
+# outbox stamped when it was taken, and publishes it on sensors/<id> as a line of InfluxDB
+# line protocol. Also the command channel devices/<id>/cmd (perch.command, loaded while
+# commands wait) and optional forwarding of WARNING+ log lines to devices/<id>/log.
 #
-# Commands: ctx.commands maps a "cmd" name to handler(doc), doc being the whole JSON
-# object. A handler returns a dict merged into the result, or (dict, after) where after()
-# runs once the result is published (reboot), or is a coroutine (OTA); ValueError or
-# ConfigError become {"ok": false, "error": str(e)}. Other features register theirs in
-# their setup(ctx), e.g. ctx.commands["rollback"] = handler.
+# There is one telemetry per board: its state lives in this module, not in an instance.
+# Tasks: the sampling loop, and once a broker is configured the uplink's and the pump (which
+# publishes readings and forwarded log lines); commands run in a task of their own while
+# any wait.
 
 import asyncio
 import gc
-import json
+import sys
 import time
 
 from micropython import const
 
-from perch import hw, lineproto, log, sensors
-from perch.config import ConfigError, check
-from perch.outbox import Outbox
+from perch import hw, log
 
 # time.time_ns() counts from the port's epoch: 1970 on Unix, 2000 on the ESP32
 _EPOCH_NS = 946684800 * 1000000000 if time.gmtime(0)[0] == 2000 else 0
 # a plain int: it exceeds the ESP32 small-int range that const() folds
 _SYNCED_AFTER_NS = 1577836800 * 1000000000  # 2020-01-01: a clock before that was never set
-_QUEUE = const(8)  # commands or log lines waiting to be handled
+_QUEUE = const(8)  # commands waiting; twice that many log lines
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy takes the name as true; MicroPython ignores annotations
+    from typing import Any
 
 _log = log.Logger("telemetry")
+
+ctx: Any = None  # the app's Context
+ob: Any = None  # the outbox; source 0 is the device measurement, source i + 1 is drivers[i]
+up: Any = None  # the uplink, once a broker is configured
+drivers: list = []
+interval_s = 10  # the `set` command changes it at once, even over a PERCH_* override
+errors = 0
+samples = 0
+config_error: Any = None
+_url: Any = 0  # not a URL: the first _follow_config() sets up the configured one
+cmds: list = []  # commands waiting (bytes); the first is the one running
+_logq: list = []  # log lines waiting to be forwarded
 
 
 def now_ns():
@@ -35,261 +48,157 @@ def now_ns():
     return t if t > _SYNCED_AFTER_NS else None
 
 
-class Telemetry:
-    def __init__(self, ctx):
-        self.ctx = ctx
-        cfg = ctx.cfg
-        did = ctx.device_id
-        spool = cfg["mqtt.spool"]
-        self.outbox = Outbox(cfg["mqtt.buffer"], "mqtt-spool.dat" if spool else None, spool)
-        self.drivers = []
-        for spec in cfg["telemetry.sensors"]:
+def _drop(name):
+    # forget perch.<name>, loaded on use, so that its RAM comes back (its names stay)
+    import perch
+
+    sys.modules.pop("perch." + name, None)
+    if hasattr(perch, name):
+        delattr(perch, name)  # the import bound it on the package too
+
+
+def status():
+    st = ob.stats()
+    st.update(up.status() if up else
+              {"state": "disabled", "broker": None, "last_error": config_error})
+    st["samples"] = samples
+    st["interval_s"] = interval_s
+    st["sensor_errors"] = errors
+    return st
+
+
+# -- sampling ---------------------------------------------------------------------------
+async def _sample():
+    global errors, samples
+    was_up = False
+    while True:
+        t0 = time.ticks_ms()
+        ts = now_ns()
+        for i, d in enumerate(drivers):
             try:
-                d = sensors.make(spec)
-                # measurement and tags never change: encoded once
-                d.prefix = lineproto.prefix(d.measurement,
-                                            (("device", did), ("sensor", d.name)) + d.tags)
-                self.drivers.append(d)
-            except Exception as e:  # a bad entry or absent hardware: log it, keep the rest
-                _log.error("sensor not set up", spec=spec, error=str(e))
-        self.prefix = lineproto.prefix("device", (("device", did),))
-        # the `set` command changes it at once, even over a PERCH_TELEMETRY_INTERVAL_S override
-        self.interval_s = cfg["telemetry.interval_s"]
-        self.errors = 0
-        self.samples = 0
-        self.up = None
-        self.config_error = None
-        self._url = 0  # not a URL: the first _follow_config() sets up the configured one
-        self._q = []  # (is a command, payload): commands and log lines to handle
-        self._ev = asyncio.Event()
-        self._follow_config(True)
-
-    def status(self):
-        st = self.outbox.stats()
-        st.update(self.up.status() if self.up else
-                  {"state": "disabled", "broker": None, "last_error": self.config_error})
-        st["samples"] = self.samples
-        st["interval_s"] = self.interval_s
-        st["sensor_errors"] = self.errors
-        return st
-
-    # -- sampling -----------------------------------------------------------------------
-    async def sample_loop(self):
-        was_up = False
-        while True:
-            t0 = time.ticks_ms()
-            ts = now_ns()
-            for d in self.drivers:
-                try:
-                    fields = await d.read()
-                    if fields is not None:
-                        self._put(lineproto.line(d.prefix, fields, ts and now_ns()))
-                except Exception as e:  # one bad read is logged and skipped
-                    self.errors += 1
-                    _log.warning("sensor read failed", sensor=d.name, error=str(e))
-            # no gc.collect() here: a full collection of a large heap stalls the loop
-            ob = self.outbox
-            try:
-                w = hw.wlan(hw.STA_IF)
-                up = w.isconnected()
-                rssi = int(w.status("rssi")) if up else None
-            except Exception:
-                up = rssi = None
-            self._put(lineproto.line(self.prefix, (
-                ("heap_free", gc.mem_free()), ("uptime_s", self.ctx.uptime_s()),
-                ("queued", len(ob)), ("dropped", ob.dropped),
-                ("rssi", rssi)), ts and now_ns()))
-            self.samples += 1
-            if up and not was_up:
-                if self.up:
-                    self.up.kick()  # the network is back: no need to sit out the backoff
-                if ts is None:
-                    from perch import sntp  # only a board without a set clock needs it
-
-                    asyncio.create_task(sntp.sync())
-            was_up = up
-            self._follow_config()
-            # re-read each round: the `set` command changes it without a reboot
-            left = self.interval_s * 1000 - time.ticks_diff(time.ticks_ms(), t0)
-            await asyncio.sleep_ms(left if left > 0 else 0)
-
-    def _put(self, line):
-        if not self.up:
-            _log.info("reading", line=line)  # no broker: the log is the only consumer
-        self.outbox.put(line)
-
-    # -- the broker -------------------------------------------------------------------------
-    def _follow_config(self, first=False):
-        # the settings page or PATCH /api/config changed the broker: follow it, no reboot;
-        # without a broker the uplink (umqtt, ssl: a third of telemetry's RAM) is not loaded
-        cfg = self.ctx.cfg
-        url = cfg["mqtt.url"]
-        if url == self._url:
-            return
-        self._url = url
-        if not url:
-            return  # keeps the old connection until reboot; nothing sensible to switch to
-        from perch.uplink import Uplink, UplinkError
-
+                fields = await d.read()
+                if fields is not None:
+                    _put(i + 1, fields, ts and now_ns())
+            except Exception as e:  # one bad read (or a value line protocol cannot carry)
+                errors += 1
+                _log.warning("sensor read failed", sensor=d.name, error=str(e))
+        # no gc.collect() here: a full collection of a large heap stalls the loop
         try:
-            if self.up:
-                self.up.retarget(url)
-            else:
-                did = self.ctx.device_id
-                self.up = Uplink(url, did, cfg["mqtt.keepalive_s"], cfg["mqtt.timeout_s"] * 1000,
-                                 cfg["mqtt.backoff_max_s"] * 1000, cfg["mqtt.ca"],
-                                 "devices/%s/status" % did, "devices/%s/cmd" % did,
-                                 self._on_cmd)
-                if cfg["log.forward"]:
-                    log.forwarders.append(self._on_log)
-                self.ctx.health["mqtt"] = lambda: self.up.state == "connected"
-                # at setup(), setup() starts the tasks once the loop runs
-                if not first:
-                    self.start_tasks()
-            self.config_error = None
-            if not first:
-                _log.info("broker changed", url=self.up.url)
-        except UplinkError as e:
-            self.config_error = "mqtt.url: %s" % e
-            _log.error("bad broker URL", error=str(e))
+            w = hw.wlan(hw.STA_IF)
+            on = w.isconnected()
+            rssi = int(w.status("rssi")) if on else None
+        except Exception:
+            on = rssi = None
+        _put(0, (("heap_free", gc.mem_free()), ("uptime_s", ctx.uptime_s()),
+                 ("queued", len(ob)), ("dropped", ob.dropped), ("rssi", rssi)),
+             ts and now_ns())
+        samples += 1
+        if on and not was_up:
+            if up:
+                up._kick.set()  # the network is back: no need to sit out the backoff
+            if ts is None:
+                from perch import sntp  # only a board without a set clock needs it
 
-    def start_tasks(self):
-        if self.up:
-            asyncio.create_task(self.up.run())
-            asyncio.create_task(self.pump(self.up))
-            asyncio.create_task(self.chores(self.up))
+                asyncio.create_task(sntp.sync())  # it drops itself when done
+                del sntp  # this frame lives on
+        was_up = on
+        _follow_config()
+        # re-read each round: the `set` command changes it without a reboot
+        left = interval_s * 1000 - time.ticks_diff(time.ticks_ms(), t0)
+        await asyncio.sleep_ms(left if left > 0 else 0)
 
-    async def pump(self, up):
-        """Oldest reading first; it leaves the outbox only once the broker has it."""
-        from perch.uplink import UplinkError
 
-        ob = self.outbox
-        topic = "sensors/" + self.ctx.device_id
-        qos = self.ctx.cfg["mqtt.qos"]
-        while True:
-            await ob.wait()
-            await up.wait_connected()
-            item = ob.peek()
-            if item is None:
+def _put(src, fields, ts):
+    q = ob.put(src, fields, ts)
+    if not up:
+        _log.info("reading", line=ob.line(q).decode())  # no broker: the log is the only consumer
+
+
+# -- the broker -------------------------------------------------------------------------
+def _follow_config():
+    # mqtt.url changed (settings page, PATCH /api/config): follow it without a reboot
+    if ctx.cfg["mqtt.url"] != _url:
+        from perch import telesetup
+
+        telesetup.broker(ctx.cfg["mqtt.url"])
+        _drop("telesetup")
+
+
+def _healthy():
+    return up.state == "connected"
+
+
+def _start():
+    if up:
+        asyncio.create_task(up.run())
+        asyncio.create_task(_pump())
+
+
+async def _pump():
+    # readings oldest first, each leaving the outbox only once the broker has it; forwarded
+    # log lines in between, best effort (the console has them anyway)
+    from perch.uplink import UplinkError
+
+    did = ctx.device_id
+    topic = "sensors/" + did
+    qos = ctx.cfg["mqtt.qos"]
+    while True:
+        await ob.wait(_logq)
+        await up.wait_connected()
+        try:
+            if _logq:
+                await up.publish("devices/%s/log" % did, _logq.pop(0), False, 0)
                 continue
-            try:
+            item = ob.peek()
+            if item is not None:
                 await up.publish(topic, item, False, qos)
                 ob.pop()
-            except UplinkError:
-                await asyncio.sleep_ms(50)  # link went down; run() reconnects, we retry
-            except Exception as e:  # never let the pump die: the buffer would only grow
-                _log.exc(e, "publish failed")
-                await asyncio.sleep_ms(500)
+        except UplinkError:
+            await asyncio.sleep_ms(50)  # link went down; run() reconnects, we retry
+        except Exception as e:  # never let the pump die: the buffer would only grow
+            _log.exc(e, "publish failed")
+            await asyncio.sleep_ms(500)
 
-    # -- commands and log forwarding ----------------------------------------------------
-    def _on_cmd(self, msg):
-        # called from the uplink's reader: queue it, chores() runs it
-        if sum(1 for c, _ in self._q if c) >= _QUEUE:
-            _log.warning("command dropped: queue full")
-            return
-        self._q.append((True, bytes(msg)))
-        self._ev.set()
 
-    def _on_log(self, level, line):
-        q = self._q
-        if len(q) >= 2 * _QUEUE:
-            for i, (c, _) in enumerate(q):
-                if not c:
-                    q.pop(i)  # a log storm keeps only the newest lines
-                    break
-            else:
-                return
-        q.append((False, line))
-        self._ev.set()
+# -- commands and log forwarding --------------------------------------------------------
+def _on_cmd(topic, msg):
+    # called from the uplink's reader (cmd is the only topic subscribed): queue it; a task
+    # runs the queue, then ends
+    if len(cmds) >= _QUEUE:
+        _log.warning("command dropped: queue full")
+        return
+    cmds.append(bytes(msg))
+    if len(cmds) == 1:
+        asyncio.create_task(_commands())
 
-    async def chores(self, up):
-        from perch.uplink import UplinkError
 
-        did = self.ctx.device_id
-        while True:
-            while not self._q:
-                self._ev.clear()
-                await self._ev.wait()
-            cmd, raw = self._q.pop(0)
-            after = None
-            if cmd:
-                res, after = await self._run(raw)
-                raw = json.dumps(res)
+async def _commands():
+    try:
+        from perch import command  # commands are rare: loaded while some wait, dropped after
+
+        while cmds:
             try:
-                await up.wait_connected()
-                # results QoS 1; log lines are best effort: the console has them anyway
-                await up.publish("devices/%s/%s" % (did, "cmd/result" if cmd else "log"), raw,
-                                 False, 1 if cmd else 0)
-            except UplinkError as e:
-                if cmd:
-                    _log.warning("command result not sent", error=str(e))
-            if after:
-                after()
-
-    async def _run(self, raw):
-        # (result dict, callable to run after the result is out, or None)
-        try:
-            doc = json.loads(raw)
-        except ValueError as e:
-            return {"cmd": None, "ok": False, "error": "malformed JSON: %s" % e}, None
-        if not isinstance(doc, dict) or not isinstance(doc.get("cmd"), str):
-            return {"cmd": None, "ok": False,
-                    "error": 'a command is a JSON object with a "cmd" string'}, None
-        name = doc["cmd"]
-        res = {"cmd": name}
-        if "id" in doc:
-            res["id"] = doc["id"]
-        cmds = self.ctx.commands
-        after = None
-        try:
-            if name == "reboot":
-                # answer first, reboot after the result went out
-                r = {"rebooting": True}
-                after = lambda: self.ctx.reboot(500)  # noqa: E731
-            elif name == "set":
-                r = self._set(doc)
-            elif name in cmds:
-                r = cmds[name](doc)
-                if hasattr(r, "send"):  # a coroutine: OTA handlers take a while
-                    r = await r
-            else:
-                raise ValueError("unknown command %r (known: %s)"
-                                 % (name, ", ".join(sorted(list(cmds) + ["reboot", "set"]))))
-            if isinstance(r, tuple):
-                r, after = r
-            res["ok"] = True
-            if isinstance(r, dict):
-                res.update(r)
-        except (ConfigError, ValueError, TypeError) as e:
-            res.update(ok=False, error=str(e))
-        except Exception as e:
-            res.update(ok=False, error="%s: %s" % (type(e).__name__, e))
-        _log.info("command", cmd=name, ok=res["ok"], error=res.get("error"))
-        return res, after
-
-    def _set(self, doc):
-        for k in doc:
-            if k not in ("cmd", "id", "sample_interval_s"):
-                raise ValueError("set: unknown setting %r (known: sample_interval_s)" % k)
-        if "sample_interval_s" not in doc:
-            raise ValueError("set: nothing to set (known: sample_interval_s)")
-        v = doc["sample_interval_s"]
-        try:
-            check("telemetry.interval_s", v)
-        except ConfigError as e:
-            raise ValueError("sample_interval_s: %s" % e.msg)
-        self.ctx.cfg.update({"telemetry.interval_s": v})
-        self.interval_s = v
-        return {"sample_interval_s": v}
+                await command.run(cmds[0])
+            finally:
+                cmds.pop(0)
+    finally:
+        cmds.clear()  # only after a failure (say a MemoryError): the next command starts afresh
+        _drop("command")
 
 
-def setup(ctx):
-    t = Telemetry(ctx)
-    ctx.telemetry = t
-    ctx.status["mqtt"] = t.status
-    if t.up:
-        # OTA confirmation waits for MQTT when a broker is configured (the health check)
-        _log.info("broker", url=t.up.url, sensors=len(t.drivers))
-    asyncio.create_task(t.sample_loop())
-    t.start_tasks()
-    return t
+def _on_log(level, line):
+    if len(_logq) >= 2 * _QUEUE:
+        _logq.pop(0)  # a log storm keeps only the newest lines
+    _logq.append(line)
+    ob._ev.set()
+
+
+def setup(c):
+    global ctx
+    ctx = c
+    from perch import telesetup  # run once: loaded, dropped after
+
+    telesetup.setup()
+    _drop("telesetup")
+    asyncio.create_task(_sample())
+    _start()

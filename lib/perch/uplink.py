@@ -8,7 +8,6 @@
 # delayed ACK hold back; from the wire each packet goes out whole, in one write.
 
 import asyncio
-import random
 import sys
 import time
 
@@ -17,7 +16,6 @@ from micropython import const
 
 from perch import log
 
-_BACKOFF_MIN_MS = const(1000)
 _RETRIES = const(3)  # PUBACK waits (first send + DUP resends) before the link is declared dead
 _TICK_MS = const(200)
 
@@ -31,13 +29,13 @@ class UplinkError(Exception):
 class _Wire:
     """umqtt.simple's socket, and its `socket` module: collects writes, feeds reads.
 
-    One serves every client: each umqtt call runs to its end with no await in between.
+    One serves every client: each umqtt call runs to its end with no await in between
+    (_run() sets out, rx and pos first).
     """
 
-    def __init__(self):
-        self.out = bytearray()
-        self.rx = b""
-        self.pos = 0
+    out: bytearray
+    rx: bytes
+    pos: int
 
     def write(self, buf, n=-1):
         self.out.extend(buf if n < 0 else memoryview(buf)[:n])
@@ -52,13 +50,8 @@ class _Wire:
     def socket(self, *a):
         return self
 
-    def getaddrinfo(self, *a):
-        return ((0, 0, 0, "", 0),)
-
-    def connect(self, *a):
-        pass
-
-    setblocking = close = connect
+    # in umqtt's connect(), getaddrinfo(...)[0][-1] is the wire too; the rest do nothing
+    getaddrinfo = __getitem__ = connect = setblocking = close = socket
 
 
 _WIRE = _Wire()
@@ -93,12 +86,13 @@ def drop(name):
         delattr(perch, name)  # the import bound it on the package too
 
 
-def _describe(e):
-    # a readable reason for a failure: rare, so the text lives in mqttconnect, loaded on use
+def _mc(name, *args):
+    # mqttconnect.<name>(*args): connecting, failures and URL changes are rare, so their code
+    # is loaded for each use and dropped after (a coroutine keeps it until it is done)
     from perch import mqttconnect
 
     try:
-        return mqttconnect.describe(e)
+        return getattr(mqttconnect, name)(*args)
     finally:
         drop("mqttconnect")
 
@@ -106,8 +100,12 @@ def _describe(e):
 class Uplink:
     """One broker connection, kept up by run(); publish() is safe to call from any task.
 
-    on_msg(msg) gets each message on sub_topic (subscribed on every connect).
+    on_msg(topic, msg) gets each message on sub_topic (subscribed on every connect); it must
+    not raise (that would end the connection).
     """
+
+    _c: _simple.MQTTClient  # set up by mqttconnect.target(), as are host, port, tls
+    url: str
 
     def __init__(self, url, client_id, keepalive_s=60, timeout_ms=10000,
                  backoff_max_ms=60000, ca=None, status_topic=None, sub_topic=None,
@@ -116,7 +114,7 @@ class Uplink:
         self.ca = ca
         self.keepalive_s = keepalive_s
         self.timeout_ms = timeout_ms
-        self.backoff_max_ms = max(backoff_max_ms, _BACKOFF_MIN_MS)
+        self.backoff_max_ms = backoff_max_ms
         self.status_topic = status_topic
         self.sub_topic = sub_topic
         self.on_msg = on_msg
@@ -127,7 +125,7 @@ class Uplink:
         self.last_backoff_ms = 0
         self._kick = asyncio.Event()
         self._ev = asyncio.Event()  # a CONNACK or PUBACK came, the link died, or it came up
-        self._lock = asyncio.Lock()
+        self._busy = False  # a task is sending or waiting for its PUBACK (see _take)
         self._stream = None
         self._ack = -1  # last PUBACK's packet id
         self._connack = -1
@@ -142,28 +140,10 @@ class Uplink:
 
         UplinkError for a bad URL leaves the old target in place.
         """
-        from perch import brokerurl  # parsing is needed once per URL: loaded and dropped
-
-        try:
-            u = brokerurl.parse_url(url)
-            self.url = brokerurl.public_url(url)
-        finally:
-            drop("brokerurl")
-        self.host, self.port, self.tls = u["host"], u["port"], u["tls"]
-        c = _simple.MQTTClient(_b(self.client_id), "", 1, _b(u["user"]), _b(u["password"]),
-                               self.keepalive_s)
-        c.sock = _WIRE
-        if self.status_topic:
-            c.set_last_will(_b(self.status_topic), b"offline", True, 1)
-        c.set_callback(self._on_publish)
-        self._c = c
+        _mc("target", self, url)
         if now:
             self._die(UplinkError("broker changed"))
-            self.kick()
-
-    def kick(self):
-        """Cut a backoff wait short, e.g. when the station link just came up."""
-        self._kick.set()
+            self._kick.set()  # cut a backoff wait short
 
     async def wait_connected(self):
         while self.state != "connected":
@@ -176,7 +156,8 @@ class Uplink:
         Retransmits with DUP on a missing PUBACK; raises UplinkError when not connected or
         the link died. Never blocks the loop longer than one non-blocking socket write.
         """
-        async with self._lock:
+        await self._take()
+        try:
             if self.state != "connected":
                 raise UplinkError("not connected")
             c = self._c
@@ -191,8 +172,8 @@ class Uplink:
                 try:
                     while self._ack != pid:
                         if self._dead:
-                            # the link died under us: give the lock back for the reconnect
-                            raise UplinkError(_describe(self._dead))
+                            # the link died under us: give the link back for the reconnect
+                            raise UplinkError(_mc("describe", self._dead))
                         await asyncio.wait_for_ms(self._ev.wait(), self.timeout_ms)
                         self._ev.clear()
                     return
@@ -201,6 +182,8 @@ class Uplink:
                     pkt[0] |= 0x08  # DUP: same packet id, the broker may have it already
             self._die(UplinkError("no PUBACK within %d ms" % self.timeout_ms))
             raise UplinkError("no PUBACK")
+        finally:
+            self._busy = False
 
     async def run(self):
         """Connect, serve, reconnect with exponential backoff and jitter. Runs forever."""
@@ -208,13 +191,7 @@ class Uplink:
         while True:
             self.attempts += 1
             try:
-                # connecting is rare: its code is loaded for each attempt and dropped after
-                from perch import mqttconnect
-
-                try:
-                    await mqttconnect.connect(self)
-                finally:
-                    drop("mqttconnect")
+                await _mc("connect", self)
                 fails = 0
                 # watch the link: keepalive pings, and a broker that went silent
                 ka = self.keepalive_s * 1000
@@ -225,25 +202,18 @@ class Uplink:
                             raise UplinkError("broker silent for %d ms (keepalive)"
                                               % (ka * 3 // 2))
                         if time.ticks_diff(now, self._last_tx) >= ka // 2:
-                            async with self._lock:
-                                await self._send(b"\xc0\x00")  # PINGREQ
+                            # not while a publish holds the link: it sends anyway
+                            if not self._busy:
+                                self._busy = True
+                                try:
+                                    await self._send(b"\xc0\x00")  # PINGREQ
+                                finally:
+                                    self._busy = False
                     await asyncio.sleep_ms(_TICK_MS)
                 raise self._dead
             except Exception as e:  # every failure is reported and retried, never fatal
-                msg = _describe(e)
-                if self.state == "connected":
-                    _log.warning("connection lost", broker=self.url, error=msg)
-                elif msg != self.last_error:
-                    _log.warning("connect failed", broker=self.url, error=msg)
-                # the same failure again: the console needs it once, not every backoff
-                self.last_error = msg
-            self._close()
-            fails += 1
-            # exponential, capped, with "equal jitter": half fixed, half random, so a fleet
-            # that lost the same broker does not come back in lock-step
-            d = min(_BACKOFF_MIN_MS << min(fails - 1, 10), self.backoff_max_ms)
-            d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
-            self.last_backoff_ms = d
+                fails += 1
+                d = _mc("failed", self, e, fails)
             self._kick.clear()
             try:
                 await asyncio.wait_for_ms(self._kick.wait(), d)
@@ -254,6 +224,13 @@ class Uplink:
         return {"state": self.state, "broker": self.url, "last_error": self.last_error,
                 "attempts": self.attempts, "connects": self.connects}
 
+    async def _take(self):
+        # the link is one task's at a time (a publish and its PUBACK, a SUBSCRIBE): a flag
+        # polled when taken, rare and short, costs less RAM than asyncio.Lock's module
+        while self._busy:
+            await asyncio.sleep_ms(10)
+        self._busy = True
+
     # -- connection ---------------------------------------------------------------------
     def _pkt(self, fn, *args):
         # umqtt counts packet ids up forever; MQTT's are 1..65535 and 0 is invalid
@@ -262,7 +239,7 @@ class Uplink:
         return _run(fn, *args)
 
     async def _send(self, pkt):
-        # the caller holds self._lock, so only one task ever waits on the socket for writing
+        # the caller holds the link (_take), so only one task ever waits on the socket for writing
         w = self._stream
         if w is None:
             raise UplinkError("not connected")
@@ -277,7 +254,7 @@ class Uplink:
         except OSError as e:
             # the broker went away mid-write: one error type for the callers
             self._die(e)
-            raise UplinkError(_describe(e))
+            raise UplinkError(_mc("describe", e))
         self._last_tx = time.ticks_ms()
 
     async def _reader(self, r):
@@ -304,7 +281,7 @@ class Uplink:
                 elif kind == 0x20 and n >= 2:  # CONNACK
                     self._connack = body[1]
                     self._ev.set()
-                elif kind == 0x30:  # PUBLISH: umqtt parses it, calls _on_publish, acks it
+                elif kind == 0x30:  # PUBLISH: umqtt parses it, calls on_msg, acks it
                     pkt.extend(body)
                     ack = _run(self._c.wait_msg, rx=pkt)
                     if ack:
@@ -317,26 +294,7 @@ class Uplink:
         except Exception as e:
             self._die(e)
 
-    def _on_publish(self, topic, msg):
-        if self.on_msg and topic == _b(self.sub_topic):
-            try:
-                self.on_msg(msg)
-            except Exception as e:
-                _log.exc(e, "message handler failed", topic=topic)
-
     def _die(self, e):
         if not self._dead:
             self._dead = e
         self._ev.set()  # wake whoever waits for a CONNACK or PUBACK
-
-    def _close(self):
-        if self._reader_task:
-            self._reader_task.cancel()
-            self._reader_task = None
-        if self._stream:
-            try:
-                self._stream.close()
-            except Exception:
-                pass
-            self._stream = None
-        self.state = "backoff"
