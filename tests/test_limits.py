@@ -153,7 +153,7 @@ def status(raw):
     try:
         return list(httpguard.parse_head(raw)[:3])
     except httpguard.HttpError as e:
-        return e.status
+        return e.args[0]
 
 m, url, ver, h = httpguard.parse_head(
     b"POST /api/x?a=1 HTTP/1.1\\r\\nHost: 127.0.0.1:80\\r\\ncontent-TYPE:  text/plain \\r\\n"

@@ -22,7 +22,7 @@ def test_ring_keeps_the_last_lines_in_order(mpy):
             "a = log.since(0)\nb = log.since(95)\nc = log.since(100)\n"
             "print(json.dumps([[n for n, _ in a], [s[-3:] for _, s in b], c, log.last_seq()]))")
     first, tail, empty, last = r.json()
-    assert first == list(range(37, 101))
+    assert first == list(range(53, 101))  # the last 48
     assert tail == ["n95", "n96", "n97", "n98", "n99"]
     assert empty == [] and last == 100
 
@@ -37,14 +37,14 @@ def test_forwarders_get_warnings_and_a_broken_one_is_contained(mpy):
 
 def test_ring_pool_keeps_whole_recent_lines_of_any_length(mpy):
     # The ring is a fixed pool of bytes: long lines push out more old ones, but what it
-    # returns is always the newest lines, whole (cut at 1 KB on a UTF-8 boundary).
+    # returns is always the newest lines, whole (cut at 512 bytes on a UTF-8 boundary).
     r = mpy("import json\nfrom perch import log\nl = log.Logger('t')\nsizes = []\n"
             "for i in range(300):\n    n = (i * 37) % 1500\n"
             "    l.info('m%d' % i, v='é' * n)\n    sizes.append(n)\n"
             "print(json.dumps([[k, len(s.encode()), s.split(' ')[3]] for k, s in log.since(0)]))",
             )
     got = r.json()
-    assert got and got[-1][0] == 300 and len(got) <= 64
+    assert got and got[-1][0] == 300 and len(got) <= 48
     assert [k for k, _, _ in got] == list(range(got[0][0], 301))
     assert all(m == "m%d" % (k - 1) for k, _, m in got)
-    assert all(n <= 1024 for _, n, _ in got) and sum(n for _, n, _ in got) <= 4096
+    assert all(n <= 512 for _, n, _ in got) and sum(n for _, n, _ in got) <= 2048

@@ -8,42 +8,31 @@ from micropython import const
 
 from perch import hw, log
 from perch.config import Config, lazy
-from perch.version import VERSION
-
-# Feature modules, imported at start; each has setup(ctx). A missing or broken one is logged
-# and skipped, so that the web page (and with it OTA and rollback) keeps working.
-FEATURES = ("auth", "wifi", "portal", "telemetry", "ota")
 
 _TICK_MS = const(20)
 _WDT_MS = const(30000)
-_FEED_EVERY = const(50)  # ticks: feed the watchdog about once a second
+_SWEEP = const(12)  # ticks: HTTP read deadlines are kept to about 250 ms
+_FEED_EVERY = const(48)  # ticks: feed the watchdog about once a second (a multiple of _SWEEP)
 
 _log = log.Logger("app")
 
 
 class Context:
-    """What the features share: config, identity, the web app and status providers."""
+    """What the features share: config, identity, the web app and status providers; the
+    values are set by perch.start."""
 
-    def __init__(self):
-        self.boot_ms = time.ticks_ms()
-        self.cfg = Config()
-        log.set_level(self.cfg["log.level"])
-        self.device_id = hw.device_id()
-        self.version = VERSION
-        # Read once, with the slot code loaded for that only: a new previous version
-        # only comes with an OTA, and that reboots.
-        s = lazy("slots")
-        self.previous_version = s.slot_version(s.load()["previous"])
-        self.web = None
-        self.status = {}
-        self.health = {}
-        self.commands = {}
-        # gc.mem_free() walks the whole heap: the watch loop refreshes this once a second
-        # for the status requests to read.
-        self.mem = {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
-        self.stall_max_ms = 0
-        self.stall_window_ms = 0
-        self.started = False
+    # (annotations only: MicroPython keeps nothing of them)
+    boot_ms: int
+    cfg: Config
+    device_id: str
+    version: str
+    previous_version: str
+    status: dict
+    mem: dict
+    stall_max_ms: int
+    stall_window_ms: int
+    started: bool
+
 
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000
@@ -91,16 +80,20 @@ class Context:
 
 
 async def _watch_loop(ctx):
-    # A hung loop stops feeding the watchdog, and the chip resets into boot.py, which
-    # counts the failed boot. Meanwhile, measure the longest stall beyond our sleep.
+    # The one periodic task of the core. A hung loop stops feeding the watchdog, and the chip
+    # resets into boot.py, which counts the failed boot. Meanwhile, measure the longest stall
+    # beyond our sleep, and keep the HTTP read deadlines (httpguard.sweep) every _SWEEP ticks.
     wdt = hw.watchdog(_WDT_MS)
+    sweep = ctx.guard.sweep
     n = 0
     while True:
         n += 1
-        if n >= _FEED_EVERY:
-            wdt.feed()
-            ctx.measure_mem()
-            n = 0
+        if not n % _SWEEP:
+            sweep()
+            if n >= _FEED_EVERY:
+                wdt.feed()
+                ctx.measure_mem()
+                n = 0
         t = time.ticks_ms()
         await asyncio.sleep_ms(_TICK_MS)
         late = time.ticks_diff(time.ticks_ms(), t) - _TICK_MS
@@ -111,41 +104,18 @@ async def _watch_loop(ctx):
 
 
 async def run(ctx):
-    from perch import web
-
-    app = ctx.web = web.create(ctx)
-    for name in FEATURES:
-        # Loading code needs contiguous blocks: collect first, so that each module lands in
-        # one compact run of the heap rather than in the gaps the previous one left.
-        gc.collect()
-        try:
-            m = __import__("perch." + name, None, None, (name,))
-        except ImportError as e:
-            _log.warning("feature not available", feature=name, error=str(e))
-            continue
-        except Exception as e:  # MemoryError above all: keep the web page up for rollback
-            _log.exc(e, "feature failed to load", feature=name)
-            continue
-        try:
-            m.setup(ctx)
-        except Exception as e:
-            _log.exc(e, "feature setup failed", feature=name)
+    # The start's code is needed once: loaded for it, and freed after.
+    lazy("start").boot(ctx)
     asyncio.create_task(_watch_loop(ctx))
-    port = ctx.cfg["http.port"]
-    _log.info("started", version=ctx.version, device=ctx.device_id, port=port)
-    for err in ctx.cfg.errors:
-        _log.error("bad config ignored", detail=err)
-    # microdot compiles a route's pattern on the first request that reaches it, and keeps
-    # the regex and segment dicts for good: made then, they pin small blocks all over a heap
-    # that requests have churned, until no block is left for a page's code. Made now, they
-    # sit together with the rest of the boot-time objects.
-    for route in app.url_map:
-        p = route[1]
-        if p.regex is None:
-            p.compile()
     gc.collect()
     ctx.started = True
-    await app.start_server(port=port)
+    # The guard's handler straight on asyncio's server: microdot's start_server would wrap
+    # each connection in a coroutine of its own. .server is what perch.ota's health check
+    # looks for, as microdot sets it.
+    ctx.web.server = srv = await asyncio.start_server(
+        ctx.guard.handle, "0.0.0.0", ctx.cfg["http.port"]
+    )
+    await srv.wait_closed()
 
 
 def main():

@@ -89,20 +89,10 @@ class Config:
             return self.stored[key]
         return DEFAULTS[key]
 
-    def update(self, changes, save=True):
-        """Validate all of changes first, then apply them together, or raise ConfigError."""
-        lazy("schema").update(self, changes, save)
-
-    def public(self):
-        """Every setting, nested, secrets replaced by whether they are set."""
-        return lazy("schema").public(self)
-
-    def reset(self):
-        self.stored = {}
-        try:
-            os.remove(self.path)
-        except OSError:
-            pass
+    def __getattr__(self, name):
+        # update(changes, save=True), public(), reset(): perch.schema's, loaded per call (one
+        # kept, as auth keeps update, must not pin the schema's code)
+        return lambda *a: getattr(lazy("schema"), name)(self, *a)
 
 
 def write_atomic(path, data):

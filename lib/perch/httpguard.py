@@ -7,106 +7,78 @@
 # reads the head itself in bounded chunks under a deadline, answers 4xx on its
 # own, and builds microdot's Request from what it parsed: parsing the head a
 # second time would double the per-request cost. Only an upload's large body
-# is left on the socket, behind a reader with per-read deadlines.
+# is left on the socket, behind a perch.replay reader with per-read deadlines.
 #
-# Speed: every new str is looked up in the interned-string tables, which grow
-# with each loaded module, so the head is parsed as bytes and only the parts a
-# handler reads become str.
+# The guard is this module (web.py sets it up; ctx.guard): its state is module
+# globals, as there is one server. Speed: every new str is looked up in the
+# interned-string tables, which grow with each loaded module, so the head is
+# parsed as bytes and only the parts a handler reads become str.
 import asyncio
 import time
 
-from microdot import Request, Response
+from microdot import Microdot, Request, Response
+from microdot.microdot import NoCaseDict
 from micropython import const
 
-MAX_CONNS = const(8)
-LINE_MAX = const(1024)
-HEAD_MAX = const(4096)
-BODY_MAX = const(8 * 1024)
-UPLOAD_MAX = const(8 * 1024 * 1024)
-HEAD_MS = const(5000)
-READ_MS = const(5000)
+_MAX_CONNS = const(8)
+_LINE_MAX = const(1024)
+_HEAD_MAX = const(4096)
+_BODY_MAX = const(8 * 1024)
+_UPLOAD_MAX = const(8 * 1024 * 1024)
+_READ_MS = const(5000)  # the head, and a body's each read (perch.replay, web's 408)
 _CHUNK = const(512)
 _OUT = const(1024)  # response bytes gathered into one send
-_TICK = const(250)  # how often read deadlines are checked
-UPLOAD_PATHS = ("/api/ota/upload",)
 
-# Status lines of the guard's own answers; one string costs less than a dict.
-_STATUS = ("302 Found|400 Bad Request|408 Request Timeout|411 Length Required|"
-           "413 Content Too Large|414 URI Too Long|429 Too Many Requests|"
-           "431 Request Header Fields Too Large|")
+# The guard's own answers, in one string: each str constant would cost a heap object.
+# _STATUS: the status lines; _MSG: the messages, numbered from 0 in order (_E_*).
+_STATUS = (
+    "302 Found|400 Bad Request|408 Request Timeout|411 Length Required|"
+    "413 Content Too Large|414 URI Too Long|429 Too Many Requests|"
+    "431 Request Header Fields Too Large|"
+)
+_MSG = (
+    "malformed request line|malformed header line|request head is not UTF-8|"
+    "connection closed inside the request %s|"
+    "this is a TLS handshake; the device serves plain http://|"
+    "request line over 1024 bytes|request head over 4096 bytes|"
+    "chunked request bodies are not supported; send Content-Length|bad Content-Length|"
+    "body of %d bytes is over the %d byte limit|request %s not received within 5000 ms|"
+    "malformed query string|too many connections, retry shortly|captive portal: %s|"
+)
+_E_LINE = const(0)
+_E_HEADER = const(1)
+_E_UTF8 = const(2)
+_E_CLOSED = const(3)
+_E_TLS = const(4)
+_E_URI = const(5)
+_E_HEAD = const(6)
+_E_CHUNKED = const(7)
+_E_LENGTH = const(8)
+_E_BODY = const(9)
+_E_SLOW = const(10)
+_E_QUERY = const(11)
+_E_BUSY = const(12)
+_E_CAPTIVE = const(13)
 
-
-class _Replay:
-    """A large body: first the bytes read with the head, then the socket; a bundle source (see
-    perch/bundle.py). readinto() takes what is there without a trip through the event loop,
-    which is what makes uploads fast; wait() waits, at most READ_MS. The upload handler sets
-    `left`, the body's length, and nothing past it is read."""
-
-    def __init__(self, buf, inner):
-        self._buf = memoryview(buf) if buf else None
-        self._in = inner
-        self.left = 0
-
-    def readinto(self, mv):
-        left = self.left
-        if left <= 0:
-            return 0
-        if len(mv) > left:
-            mv = mv[:left]
-        b = self._buf
-        if b is not None:
-            n = min(len(mv), len(b))
-            mv[:n] = b[:n]
-            self._buf = b[n:] if n < len(b) else None
-        else:
-            n = self._in.s.readinto(mv)
-            if n is None:
-                return None
-        self.left = left - n
-        return n
-
-    async def wait(self, mv):
-        n = self.readinto(mv)
-        if n is None:
-            mv = mv[:self.left]
-            n = await asyncio.wait_for_ms(self._in.readinto(mv), READ_MS) or 0
-            self.left -= n
-        return n
-
-
-def _stalled(req, exc):
-    return "request body stalled for %d ms\n" % READ_MS, 408
+app: Microdot = None  # type: ignore[assignment]  # set by web.create, with log
+log = None
+redirect = None  # callable(host, peer) -> location or None (captive portal)
+active = 0
+_live: list = []  # [task, deadline ms, or None once expired] per request being read
 
 
 class HttpError(Exception):
-    def __init__(self, status, msg):
-        super().__init__(msg)
-        self.status = status
-        self.msg = msg
-
-
-class Headers(dict):
-    """Request headers under lower-case names, found under any spelling, as microdot's
-    NoCaseDict; cheaper to fill, since parse_head lowers each name once."""
-
-    def __getitem__(self, k):
-        return super().__getitem__(k.lower())
-
-    def __contains__(self, k):
-        return super().get(k.lower()) is not None
-
-    def get(self, k, default=None):
-        return super().get(k.lower(), default)
+    """args: (status, message number[, its % arguments])"""
 
 
 def parse_head(head):
-    """(method, url, HTTP version, Headers) from the head bytes, which end in a
-    blank line."""
+    """(method, url, HTTP version, headers) from the head bytes, which end in a
+    blank line. The headers are microdot's NoCaseDict: found under any spelling."""
     e = head.find(b"\r\n")
     parts = head[:e].split(b" ")
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/1.") or not parts[1]:
-        raise HttpError(400, "malformed request line")
-    hdrs = Headers()
+        raise HttpError(400, _E_LINE)
+    hdrs = NoCaseDict()
     p = e + 2
     last = len(head) - 2  # the blank line that ends the head
     try:
@@ -115,210 +87,185 @@ def parse_head(head):
             i = head.find(b":", p, e)
             # A name must be non-empty, with no space before the colon (RFC 9112 5.1).
             if i <= p or head[p] <= 32 or head[i - 1] <= 32:
-                raise HttpError(400, "malformed header line")
-            hdrs[head[p:i].lower().decode()] = head[i + 1:e].strip().decode()
+                raise HttpError(400, _E_HEADER)
+            hdrs[head[p:i].lower().decode()] = head[i + 1 : e].strip().decode()
             p = e + 2
         return parts[0].decode(), parts[1].decode(), parts[2][5:].decode(), hdrs
     except UnicodeError:
-        raise HttpError(400, "request head is not UTF-8")
+        raise HttpError(400, _E_UTF8)
 
 
 def body_limit(path):
-    return UPLOAD_MAX if path.split("?", 1)[0] in UPLOAD_PATHS else BODY_MAX
+    return _UPLOAD_MAX if path.split("?", 1)[0] == "/api/ota/upload" else _BODY_MAX
 
 
-async def _read_head(reader):
-    """Bytes up to and including the blank line, plus any bytes after it."""
-    buf = bytearray()
-    end = -1
-    while end < 0:
-        chunk = await reader.read(_CHUNK)
-        if not chunk:
-            if not buf:
-                return None, None
-            raise HttpError(400, "connection closed inside the request head")
-        start = len(buf) - 3 if len(buf) > 3 else 0
-        buf += chunk
-        if buf[0] == 0x16:
-            raise HttpError(400, "this is a TLS handshake; the device serves plain http://")
-        end = buf.find(b"\r\n\r\n", start)
-        line_end = buf.find(b"\r\n")
-        if (line_end < 0 and len(buf) > LINE_MAX) or line_end > LINE_MAX:
-            raise HttpError(414, "request line over %d bytes" % LINE_MAX)
-        if (end < 0 and len(buf) > HEAD_MAX) or end > HEAD_MAX:
-            raise HttpError(431, "request head over %d bytes" % HEAD_MAX)
-    mv = memoryview(buf)
-    return bytes(mv[:end + 4]), bytes(mv[end + 4:])
-
-
-class _Out:
-    """Gathers a response's writes into one send. microdot awaits the status
-    line, each header and the body separately, and each await would be a send
-    of its own plus a trip through the scheduler. Holds at most _OUT bytes, so
-    a streamed page is still never whole in RAM."""
-
-    def __init__(self, w):
-        self.w = w
-        self.buf = bytearray()
-
-    async def awrite(self, data):
-        b = self.buf
-        if len(b) + len(data) > _OUT:
-            if b:
-                self.buf = bytearray()
-                await self.w.awrite(b)
-                b = self.buf
-            if len(data) >= _OUT:
-                await self.w.awrite(data)
-                return
-        b.extend(data)
-
-
-async def _reply(writer, status, msg, extra=""):
-    # A plain-text answer of the guard's own, then the connection is closed.
-    body = msg.encode()
-    i = _STATUS.find("%d " % status)
-    head = "HTTP/1.0 %s\r\nContent-Type: text/plain; charset=utf-8\r\n" % (
-        _STATUS[i:_STATUS.find("|", i)] if i >= 0 else "%d Error" % status)
+async def _reply(writer, e, extra=""):
+    # The guard's answer e (HttpError's args) as plain text, then the connection is closed.
+    p = 0
+    for _ in range(e[1]):
+        p = _MSG.find("|", p) + 1
+    msg = _MSG[p : _MSG.find("|", p)]
+    if len(e) > 2:
+        msg %= e[2]
+    if log and not extra:  # those with extra headers (busy, captive) are routine
+        log.warning("http rejected", status=e[0], why=msg)
+    body = (msg + "\n").encode()
+    p = _STATUS.find("%d " % e[0])
+    head = "HTTP/1.0 %s\r\nContent-Type: text/plain; charset=utf-8\r\n" % _STATUS[
+        p : _STATUS.find("|", p)
+    ]
     head += "Content-Length: %d\r\nConnection: close\r\n%s\r\n" % (len(body), extra)
     try:
         await writer.awrite(head.encode() + body)
     except OSError:
         pass
-    await _close(writer)
+    _close(writer)
 
 
-async def _close(writer):
+def _close(writer):
+    # What the stream's aclose() does, without a coroutine.
     try:
-        await writer.aclose()
+        writer.s.close()
     except OSError:
         pass
 
 
-class Guard:
-    def __init__(self, app, log=None):
-        self.app = app
-        self.log = log
-        self.active = 0
-        self.rejected = 0
-        self.redirect = None  # callable(host, peer) -> location or None (captive portal)
-        self._live = []  # [task, deadline ms, or None once expired] per request being read
-        self._sweeper = None
-        app.handle_request = self.handle
-        # Our own limits apply first; microdot's global cap must admit uploads.
-        Request.max_content_length = UPLOAD_MAX
-        app.errorhandler(asyncio.TimeoutError)(_stalled)
+def sweep():
+    # perch.app's watch loop calls this about every 250 ms: the one task that keeps every
+    # connection's read deadline, where asyncio.wait_for_ms would cost two tasks and a
+    # cancellation on each request.
+    now = time.ticks_ms()
+    for w in _live:
+        if w[1] is not None and time.ticks_diff(now, w[1]) >= 0:
+            w[1] = None
+            w[0].cancel()
 
-    async def _sweep(self):
-        # One task keeps every connection's read deadline: asyncio.wait_for_ms
-        # would cost two tasks and a cancellation on each request. It runs only
-        # while requests are being read.
-        live = self._live
-        try:
-            while live:
-                await asyncio.sleep_ms(_TICK)
-                now = time.ticks_ms()
-                for w in live:
-                    if w[1] is not None and time.ticks_diff(now, w[1]) >= 0:
-                        w[1] = None
-                        w[0].cancel()
-        finally:
-            self._sweeper = None
 
-    async def handle(self, reader, writer):
-        if self.active >= MAX_CONNS:
-            self.rejected += 1
-            # Drain what the client already sent so close() does not turn into
-            # a reset that hides the answer.
-            try:
-                await asyncio.wait_for_ms(reader.read(HEAD_MAX), 200)
-            except (asyncio.TimeoutError, OSError):
-                pass
-            await _reply(writer, 429, "too many connections, retry shortly\n",
-                         "Retry-After: 1\r\n")
-            return
-        self.active += 1
+async def handle(reader, writer):
+    global active
+    if active >= _MAX_CONNS:
+        # Drain what the client already sent so close() does not turn into
+        # a reset that hides the answer.
         try:
+            await asyncio.wait_for_ms(reader.read(_HEAD_MAX), 200)
+        except (asyncio.TimeoutError, OSError):
+            pass
+        await _reply(writer, (429, _E_BUSY), "Retry-After: 1\r\n")
+        return
+    active += 1
+    try:
+        try:
+            what = "head"
+            w = [asyncio.current_task(), time.ticks_add(time.ticks_ms(), _READ_MS)]
+            _live.append(w)
             try:
-                what, ms = "request head", HEAD_MS
-                w = [asyncio.current_task(), time.ticks_add(time.ticks_ms(), ms)]
-                self._live.append(w)
-                if self._sweeper is None:
-                    self._sweeper = asyncio.create_task(self._sweep())
-                try:
-                    head, rest = await _read_head(reader)
-                    if head is None or rest is None:
-                        await _close(writer)
+                # The head: bytes up to and including the blank line, in bounded chunks.
+                buf = bytearray()
+                end = -1
+                while end < 0:
+                    chunk = await reader.read(_CHUNK)
+                    if not chunk:
+                        if buf:
+                            raise HttpError(400, _E_CLOSED, what)
+                        _close(writer)
                         return
-                    method, url, ver, hdrs = parse_head(head)
-                    if "transfer-encoding" in hdrs:
-                        raise HttpError(411, "chunked request bodies are not supported; "
-                                        "send Content-Length")
-                    try:
-                        n = int(hdrs.get("content-length", 0))
-                    except ValueError:
-                        n = -1
-                    if n < 0:
-                        raise HttpError(400, "bad Content-Length")
-                    lim = body_limit(url)
-                    if n > lim:
-                        raise HttpError(413, "body of %d bytes is over the %d byte limit"
-                                        % (n, lim))
-                    stream = None
-                    if n > BODY_MAX:
-                        # Only the upload route gets here; its handler streams the body.
-                        stream = _Replay(rest, reader)
-                        rest = b""
-                    elif len(rest) < n:
-                        # Read here, under a deadline, so a stalled body gets a 408 instead
-                        # of a parse error deep in microdot.
-                        what, ms = "request body", READ_MS
-                        w[1] = time.ticks_add(time.ticks_ms(), ms)
-                        try:
-                            rest += await reader.readexactly(n - len(rest))
-                        except EOFError:
-                            raise HttpError(400, "connection closed inside the request body")
-                    elif len(rest) > n:
-                        rest = rest[:n]
-                except asyncio.CancelledError:
-                    if w[1] is not None:
-                        raise  # not our deadline: the server is shutting down
-                    raise HttpError(408, "%s not received within %d ms" % (what, ms))
-                finally:
-                    self._live.remove(w)
-                peer = writer.get_extra_info("peername")
-                if self.redirect is not None:
-                    loc = self.redirect(hdrs.get("host", ""), peer)
-                    if loc:
-                        await _reply(writer, 302, "captive portal: " + loc + "\n",
-                                     "Location: %s\r\nCache-Control: no-store\r\n" % loc)
-                        return
+                    start = len(buf) - 3 if len(buf) > 3 else 0
+                    buf += chunk
+                    if buf[0] == 0x16:
+                        raise HttpError(400, _E_TLS)
+                    end = buf.find(b"\r\n\r\n", start)
+                    e = buf.find(b"\r\n")
+                    if (e < 0 and len(buf) > _LINE_MAX) or e > _LINE_MAX:
+                        raise HttpError(414, _E_URI)
+                    if (end < 0 and len(buf) > _HEAD_MAX) or end > _HEAD_MAX:
+                        raise HttpError(431, _E_HEAD)
+                end += 4
+                rest = bytes(memoryview(buf)[end:])
+                method, url, ver, hdrs = parse_head(bytes(memoryview(buf)[:end]))
+                del buf
+                if "transfer-encoding" in hdrs:
+                    raise HttpError(411, _E_CHUNKED)
                 try:
-                    req = Request(self.app, peer, method, url, ver, hdrs, body=rest,
-                                  stream=stream)
+                    n = int(hdrs.get("content-length", 0))
                 except ValueError:
-                    raise HttpError(400, "malformed query string")
-            except HttpError as e:
-                if self.log:
-                    self.log.warning("http rejected", status=e.status, why=e.msg)
-                await _reply(writer, e.status, e.msg + "\n")
-                return
-            except OSError:
-                await _close(writer)
-                return
-            out = _Out(writer)
-            req.sock = (reader, out)
-            try:
-                # What microdot's handle_request does once it has a Request.
-                res = await self.app.dispatch_request(req)
-                if res is not Response.already_handled:
-                    await res.write(out)
-                if out.buf:
-                    await writer.awrite(out.buf)
-            except (asyncio.TimeoutError, OSError):
-                # Body stalled or peer vanished mid-request: drop the connection.
-                pass
+                    n = -1
+                if n < 0:
+                    raise HttpError(400, _E_LENGTH)
+                lim = body_limit(url)
+                if n > lim:
+                    raise HttpError(413, _E_BODY, (n, lim))
+                stream = None
+                if n > _BODY_MAX:
+                    # Only the upload route gets here; its handler streams the body.
+                    from perch.replay import Replay
+
+                    stream = Replay(rest, reader)
+                    rest = b""
+                elif len(rest) < n:
+                    # Read here, under a deadline, so a stalled body gets a 408 instead
+                    # of a parse error deep in microdot.
+                    what = "body"
+                    w[1] = time.ticks_add(time.ticks_ms(), _READ_MS)
+                    try:
+                        rest += await reader.readexactly(n - len(rest))
+                    except EOFError:
+                        raise HttpError(400, _E_CLOSED, what)
+                elif len(rest) > n:
+                    rest = rest[:n]
+            except asyncio.CancelledError:
+                if w[1] is not None:
+                    raise  # not our deadline: the server is shutting down
+                raise HttpError(408, _E_SLOW, what)
             finally:
-                await _close(writer)
+                _live.remove(w)
+            peer = writer.get_extra_info("peername")
+            if redirect is not None:
+                loc = redirect(hdrs.get("host", ""), peer)
+                if loc:
+                    await _reply(
+                        writer,
+                        (302, _E_CAPTIVE, loc),
+                        "Location: %s\r\nCache-Control: no-store\r\n" % loc,
+                    )
+                    return
+            try:
+                req = Request(app, peer, method, url, ver, hdrs, body=rest, stream=stream)
+            except ValueError:
+                raise HttpError(400, _E_QUERY)
+        except HttpError as e:
+            await _reply(writer, e.args)
+            return
+        except OSError:
+            _close(writer)
+            return
+        # microdot awaits the status line, each header and the body separately, and each
+        # await would be a send of its own plus a trip through the scheduler: gather them
+        # into sends of up to _OUT bytes (a streamed page is still never whole in RAM).
+        out = bytearray()
+        send = writer.awrite
+
+        async def gather(data):
+            if len(out) + len(data) > _OUT:
+                if out:
+                    await send(out)
+                    out[:] = b""
+                if len(data) >= _OUT:
+                    await send(data)
+                    return
+            out.extend(data)
+
+        try:
+            # What microdot's handle_request does once it has a Request.
+            res = await app.dispatch_request(req)
+            if res is not Response.already_handled:
+                writer.awrite = gather
+                await res.write(writer)
+            if out:
+                await send(out)
+        except (asyncio.TimeoutError, OSError):
+            # Body stalled or peer vanished mid-request: drop the connection.
+            pass
         finally:
-            self.active -= 1
+            _close(writer)
+    finally:
+        active -= 1

@@ -4,24 +4,25 @@
 #
 # The ring keeps the last _RING lines as UTF-8 in one fixed pool of _POOL bytes (older
 # lines give way when the pool is full), so a full ring costs what an empty one does and
-# logging allocates nothing that stays.
+# logging allocates nothing that stays. 2 KB hold the last 20 to 60 lines (a typical line
+# is 40 to 100 bytes), enough for /api/logs and the logs page to show what just happened.
 
 import time
 from array import array
 
 from micropython import const
 
-DEBUG = const(10)
-INFO = const(20)
-WARNING = const(30)
-ERROR = const(40)
+_DEBUG = const(10)
+_INFO = const(20)
+_WARNING = const(30)
+_ERROR = const(40)
 
 _NAMES = ("DEBUG", "INFO", "WARNING", "ERROR")  # level // 10 - 1
-_RING = const(64)  # lines at most
-_POOL = const(4096)  # bytes at most
-_LINE = const(1024)  # longer lines are cut in the ring (not on stdout)
+_RING = const(48)  # lines at most
+_POOL = const(2048)  # bytes at most
+_LINE = const(512)  # longer lines are cut in the ring (not on stdout)
 
-level = INFO
+level = _INFO
 _pool = bytearray(_POOL)
 _at = array("I", range(_RING))  # per line, at seq % _RING: start << 16 | length
 _seq = 0  # the last line's number
@@ -37,15 +38,22 @@ def set_level(name):
         level = (_NAMES.index(name) + 1) * 10
 
 
-def _fmt(v):
-    s = v if isinstance(v, str) else repr(v)
-    if not s or " " in s or '"' in s or "=" in s:
-        s = '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
-    return s
-
-
-def _keep(b):
+def emit(no, name, msg, kv):
     global _seq, _old, _end
+    if no < level:
+        return
+    line = "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s: %s" % (
+        time.gmtime()[:6] + (_NAMES[no // 10 - 1], name, msg)
+    )
+    for k in kv:
+        v = kv[k]
+        v = v if isinstance(v, str) else repr(v)
+        if not v or " " in v or '"' in v or "=" in v:
+            v = '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+        line += " %s=%s" % (k, v)
+    print(line)
+    # Into the ring.
+    b = line.encode()
     n = len(b)
     if n > _LINE:
         n = _LINE
@@ -65,21 +73,10 @@ def _keep(b):
         if _seq - _old < _RING and not (wrap and z > _end) and not (a < p + n and p < z):
             break
         _old += 1
-    _pool[p:p + n] = memoryview(b)[:n]
+    _pool[p : p + n] = memoryview(b)[:n]
     _at[_seq % _RING] = p << 16 | n
     _end = p + n
-
-
-def emit(no, name, msg, kv):
-    if no < level:
-        return
-    line = "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s: %s" % (
-        time.gmtime()[:6] + (_NAMES[no // 10 - 1], name, msg))
-    if kv:
-        line += " " + " ".join("%s=%s" % (k, _fmt(v)) for k, v in kv.items())
-    print(line)
-    _keep(line.encode())
-    if no >= WARNING:
+    if no >= _WARNING:
         for fwd in forwarders:
             try:
                 fwd(no, line)
@@ -87,14 +84,13 @@ def emit(no, name, msg, kv):
                 pass
 
 
-def since(seq, limit=_RING):
+def since(seq):
     """Lines after sequence number seq, oldest first: [(seq, line), ...]."""
-    first = max(seq + 1, _old)
     mv = memoryview(_pool)
     out = []
-    for n in range(first, min(_seq, first + limit - 1) + 1):
+    for n in range(max(seq + 1, _old), _seq + 1):
         e = _at[n % _RING]
-        out.append((n, str(mv[e >> 16:(e >> 16) + (e & 0xFFFF)], "utf-8")))
+        out.append((n, str(mv[e >> 16 : (e >> 16) + (e & 0xFFFF)], "utf-8")))
     return out
 
 
@@ -113,11 +109,11 @@ class Logger:
     def __init__(self, name):
         self.name = name
 
-    debug = _level(DEBUG)
-    info = _level(INFO)
-    warning = _level(WARNING)
-    error = _level(ERROR)
+    debug = _level(_DEBUG)
+    info = _level(_INFO)
+    warning = _level(_WARNING)
+    error = _level(_ERROR)
 
     def exc(self, e, msg, **kv):
         kv["error"] = "%s: %s" % (type(e).__name__, e)
-        emit(ERROR, self.name, msg, kv)
+        emit(_ERROR, self.name, msg, kv)

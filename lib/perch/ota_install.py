@@ -4,8 +4,8 @@
 import gc
 
 from perch import bundle
-from perch.httpguard import _Replay
 from perch.ota import BUSY, LOG, blocks
+from perch.replay import Replay as _Replay
 from perch.web import json_error
 
 

@@ -187,7 +187,11 @@ def load(cfg):
                     errors.append("%s: %s" % (name, e))
 
 
-def update(cfg, changes, save):
+# Config's update(changes, save=True), public() and reset(), through Config.__getattr__
+
+
+def update(cfg, changes, save=True):
+    """Validate all of changes first, then apply them together, or raise ConfigError."""
     checked = {k: check(k, v) for k, v in flatten(changes).items()}
     for k, v in checked.items():
         if v is None:
@@ -199,6 +203,7 @@ def update(cfg, changes, save):
 
 
 def public(cfg):
+    """Every setting, nested, secrets replaced by whether they are set."""
     out = {}
     for key, (t, _, _) in _TYPES.items():
         v = cfg[key]
@@ -211,6 +216,14 @@ def public(cfg):
             v = redact_url(v)
         out[key] = v
     return nest(out)
+
+
+def reset(cfg):
+    cfg.stored = {}
+    try:
+        os.remove(cfg.path)
+    except OSError:
+        pass
 
 
 def redact_url(url):

@@ -3,10 +3,11 @@
 # httpguard reads and bounds each request before microdot sees it, so microdot's own
 # Request limits never apply. The HTML of the pages (perch.pages) is loaded per request.
 
+import asyncio
 import gc
 import json
 
-from microdot import Microdot, Response
+from microdot import Microdot, Request, Response, URLPattern
 
 from perch import httpguard, log
 from perch.config import ConfigError, lazy
@@ -33,16 +34,35 @@ def body_json(request):
 def create(ctx):
     app = Microdot()
     # Limits, read deadlines and the captive redirect, ahead of microdot's own parsing.
-    ctx.guard = httpguard.Guard(app, _log)
+    httpguard.app = app
+    httpguard.log = _log  # type: ignore[assignment]
+    app.handle_request = httpguard.handle  # type: ignore[method-assign]
+    # Our own limits apply first; microdot's global cap must admit uploads.
+    Request.max_content_length = 8 * 1024 * 1024  # the guard's upload limit
+    ctx.guard = httpguard
     Response.default_content_type = "application/json"
 
     # Few routes: each costs about 600 bytes of RAM for good, so one pattern serves the core
-    # API and one the pages, and the handler checks the method itself.
-    @app.route("/api/<re:status|loop|logs|config|reboot:name>", methods=["GET", "POST", "PATCH"])
-    async def api(request, name):
+    # API and the pages ("/", "/logs", "/style.css"; name None, "logs", "style.css"), and the
+    # handler checks the method itself. A segment type of our own, as a route's segments
+    # cannot hold a "/"; MicroPython's re has no (?:), hence the inner group.
+    URLPattern.segment_patterns["core"] = (
+        "/(api/(status|loop|logs|config|reboot)|logs|style\\.css)?"
+    )
+
+    @app.route("/<core:name>", methods=["GET", "POST", "PATCH"])
+    async def core(request, name):
         m = "GET" if request.method == "HEAD" else request.method
+        api = name and name[0] == "a"
+        if api:
+            name = name[4:]
         if (m == "POST") != (name == "reboot") or m == "PATCH" and name != "config":
             return json_error(405, "method not allowed")
+        if not api:
+            p = lazy("pages")
+            if name == "style.css":
+                return p.stylesheet()
+            return p.html(p.logs_page(ctx) if name else p.status_page(ctx))
         if name == "status":
             if "gc" in request.args:
                 # Collect first, so that mem.alloc is the live heap (the bench asks for it).
@@ -75,19 +95,15 @@ def create(ctx):
             _log.info("config changed")
         return ctx.cfg.public()
 
-    @app.get("/<re:logs|style\\.css|:name>")
-    async def page(request, name):
-        p = lazy("pages")
-        if name == "style.css":
-            return p.stylesheet()
-        return p.html(p.logs_page(ctx) if name else p.status_page(ctx))
-
     @app.errorhandler(404)
     async def not_found(request):
         return json_error(404, "not found: " + request.path)
 
     @app.errorhandler(Exception)
     async def crashed(request, e):
+        if isinstance(e, asyncio.TimeoutError):
+            # An upload's body stalled (perch.replay): the guard's read deadline, as a 408.
+            return "request body stalled for 5000 ms\n", 408
         _log.exc(e, "request failed", path=request.path)
         return json_error(500, "internal error")
 
