@@ -1,6 +1,7 @@
 """Page templates: the build compiles lib/perch/pages.html into pages.bin, and the device
 streams its blocks with the slots filled, escaped once, whatever the nesting."""
 
+import hashlib
 import json
 import re
 
@@ -131,3 +132,23 @@ print(json.dumps("".join(out)))
     assert '<td id="ssid">Home &amp; Co</td>' in page and '<td id="sent">0</td>' in page
     assert '<td id="uptime_s">12 s</td>' in page and '<td id="rssi">-61 dBm</td>' in page
     assert '<td id="previous_version">none</td>' in page
+
+
+def test_factory_image_reads_its_frozen_page_files(tmp_path, mpy):
+    # No slot on the filesystem (a board running only the frozen factory image): pages.py,
+    # imported here from lib/ where no pages.bin exists, reads the copy that
+    # firmware/manifest.py freezes (build/frozen/perch_assets.py).
+    frozen = build.frozen_assets()
+    files = dict(build.assets())
+    code = """
+import hashlib, binascii
+from perch import pages
+print(binascii.hexlify(hashlib.sha256(pages._read(0, -1)).digest()).decode())
+r = pages.stylesheet()
+print(binascii.hexlify(hashlib.sha256(r.body).digest()).decode(), r.headers["Content-Encoding"])
+"""
+    r = mpy(code, path=[frozen.parent])
+    assert r.returncode == 0, r.err
+    assert not (build.LIB / "perch" / "pages.bin").exists()
+    assert r.out.split() == [hashlib.sha256(files["perch/pages.bin"]).hexdigest(),
+                             hashlib.sha256(files["perch/style.css.gz"]).hexdigest(), "gzip"]

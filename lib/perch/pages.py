@@ -19,11 +19,18 @@ _CHUNK = const(512)
 _DIR = __file__[: __file__.rfind("/") + 1]
 
 
-def _read(pos, n):
-    # Open per piece: a page abandoned half-way (client gone) holds no file open.
-    with open(_DIR + "pages.bin", "rb") as f:
-        f.seek(pos)
-        return f.read(n)
+def _read(pos, n, name="pages.bin"):
+    # Open per piece: a page abandoned half-way (client gone) holds no file open. A board
+    # running only the factory image has no slot: its frozen copy is read in place in flash.
+    try:
+        with open(_DIR + name, "rb") as f:
+            f.seek(pos)
+            return f.read(n)
+    except OSError:
+        import perch_assets
+
+        data = perch_assets.PAGES if name == "pages.bin" else perch_assets.STYLE
+        return data[pos:] if n < 0 else data[pos:pos + n]
 
 
 def esc(s):
@@ -98,9 +105,7 @@ def html(body, status=200):
 
 def stylesheet():
     # Gzipped at build time (the ESP32 port's deflate cannot compress); 651 bytes.
-    with open(_DIR + "style.css.gz", "rb") as f:
-        css = f.read()
-    return Response(css, headers={
+    return Response(_read(0, -1, "style.css.gz"), headers={
         "Content-Type": "text/css", "Content-Encoding": "gzip",
         "Cache-Control": "max-age=86400"})
 
