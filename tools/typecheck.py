@@ -33,7 +33,11 @@ def copy_stubs():
 
 def main():
     typeshed = copy_stubs()
-    env = dict(os.environ, MYPYPATH=os.pathsep.join([str(STUBS), str(REPO / ".deps")]))
+    import build  # the generated module a factory image freezes (pages.py reads it)
+
+    frozen = build.frozen_assets().parent
+    env = dict(os.environ, MYPYPATH=os.pathsep.join([str(STUBS), str(REPO / ".deps"),
+                                                     str(frozen)]))
     cmd = [sys.executable, "-m", "mypy", "--check-untyped-defs", "--no-incremental",
            "--custom-typeshed-dir", str(typeshed), "--python-version", "3.11",
            "--follow-imports", "silent", "--no-error-summary", "--show-error-codes",
