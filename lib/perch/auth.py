@@ -7,10 +7,8 @@ import hashlib
 import sys
 import time
 
-from microdot import Response
 from micropython import const
 
-from perch import log
 from perch.config import lazy
 
 MAX_FAILS = const(5)
@@ -71,8 +69,10 @@ def _basic(header):
 
 class Guard:
     """Login state: failures and lockout, live sessions, the last good Basic password.
-    failed(), succeeded(), lock_left_s(), new_session(), clear(), end_session() are
-    perch.login's functions, found through __getattr__."""
+    required(), failed(), succeeded(), lock_left_s(), new_session(), clear(),
+    end_session() are perch.login's functions, found through __getattr__."""
+
+    plain: object  # cfg.update as perch.config made it (perch.login's setup sets it)
 
     def __init__(self, ctx=None):
         self.ctx = ctx
@@ -86,9 +86,6 @@ class Guard:
     def __getattr__(self, name):
         f = getattr(lazy("login"), name)
         return lambda *a: f(self, *a)
-
-    def required(self):
-        return bool(self.ctx.cfg["admin.password"])
 
     def valid_session(self, tok):
         t = self.sessions.get(tok)
@@ -114,61 +111,58 @@ class Guard:
         return await lazy("login").check(self, pw, stored)
 
 
+# The one guard, once setup() made it. The handlers below are module functions rather than
+# closures in setup(): setup's own code (hashing a seeded password, wrapping cfg.update) is
+# perch.login's, so none of it stays in RAM.
+_g: Guard = None  # type: ignore[assignment]
+
+
 def setup(ctx):
-    g = ctx.auth = Guard(ctx)
-    app = ctx.web
-    plain = ctx.cfg.update
+    global _g
+    _g = ctx.auth = Guard(ctx)
+    lazy("login").setup(_g)
+    ctx.web.before_request(_gate)
+    ctx.web.route("/<re:login|logout:name>", methods=["GET", "POST"])(_login)
 
-    def update(changes, save=True):
-        # Every write of admin.password (settings page, PATCH /api/config) stores a hash.
-        lazy("login").cfg_update(g, plain, changes, save)
 
-    ctx.cfg.update = update
-    cur = ctx.cfg["admin.password"]
-    if cur and not (cur.startswith("sha256$") and cur.count("$") == 3):
-        # A plaintext seed (config.json or PERCH_ADMIN_PASSWORD): hash it.
-        lazy("login").seed(g, plain, cur)
+def update(changes, save=True):
+    # cfg.update once setup ran: every write of admin.password (settings page,
+    # PATCH /api/config) stores a hash.
+    lazy("login").cfg_update(_g, _g.plain, changes, save)
 
-    def own(h):
-        return own_host(ctx, h)
 
-    @app.before_request
-    async def gate(req):
-        h = req.headers
-        if cross_site(req.method, h, own):
-            log.Logger("auth").warning("cross-site request refused", path=req.path,
-                                       origin=h.get("Origin") or h.get("Referer"))
-            return Response({"error": "cross-site request refused: Origin/Referer is not "
-                             "this device"}, 403)
-        if not g.required() or req.path in ("/login", "/style.css"):
-            return None
-        tok = req.cookies.get(COOKIE)
-        if not (tok and g.valid_session(tok)):
-            pw = _basic(h.get("Authorization"))
-            if (pw is None or g.locked_at is not None and g.lock_left_s()
-                    or not await g.check(pw)):
-                return lazy("login").refuse(g, req, pw)
-            g.fails = 0
-        if req.method == "PATCH" and req.path == "/api/config":
-            # Hash a new admin password here, where it may take its time: the config
-            # write that follows must not stall the loop.
-            await lazy("login").prehash(g, req)
+def _own(h):
+    return own_host(_g.ctx, h)
+
+
+async def _gate(req):
+    g = _g
+    h = req.headers
+    if cross_site(req.method, h, _own):
+        return lazy("login").cross_refused(req)
+    if not g.ctx.cfg["admin.password"] or req.path in ("/login", "/style.css"):
         return None
+    tok = req.cookies.get(COOKIE)
+    if not (tok and g.valid_session(tok)):
+        pw = _basic(h.get("Authorization"))
+        if (pw is None or g.locked_at is not None and g.lock_left_s()
+                or not await g.check(pw)):
+            return lazy("login").refuse(g, req, pw)
+        g.fails = 0
+    if req.method == "PATCH" and req.path == "/api/config":
+        # Hash a new admin password here, where it may take its time: the config
+        # write that follows must not stall the loop.
+        await lazy("login").prehash(g, req)
+    return None
 
-    @app.route("/<re:login|logout:name>", methods=["GET", "POST"])
-    async def login(req, name):
-        post = req.method == "POST"
-        if name == "login":
-            return await view("login_post" if post else "login_get", ctx, req)
-        if not post:
-            return Response({"error": "method not allowed"}, 405)
-        g.sessions.pop(req.cookies.get(COOKIE), None)
-        r = Response.redirect("/login", 303)
-        r.delete_cookie(COOKIE, path="/")
-        return r
+
+async def _login(req, name):
+    if name == "login":
+        return await view("login_post" if req.method == "POST" else "login_get", _g.ctx, req)
+    return lazy("login").logout(_g, req)
 
 
-_in_view = [0]
+_in_view = 0
 
 
 async def view(name, *args):
@@ -176,15 +170,16 @@ async def view(name, *args):
 
     The HTML pages are rarely used and their code is large: dropping the modules after
     each request gives that RAM back to telemetry and OTA."""
+    global _in_view
     import perch
     from perch import setup_views
 
-    _in_view[0] += 1
+    _in_view += 1
     try:
         return await getattr(setup_views, name)(*args)
     finally:
-        _in_view[0] -= 1
-        if not _in_view[0]:
+        _in_view -= 1
+        if not _in_view:
             for m in ("setup_views", "setup_pages"):
                 sys.modules.pop("perch." + m, None)
                 if hasattr(perch, m):

@@ -138,6 +138,10 @@ def end_session(g, tok):
     g.sessions.pop(tok, None)
 
 
+def required(g):
+    return bool(g.ctx.cfg["admin.password"])
+
+
 def clear(g):
     g.sessions = {}
 
@@ -154,6 +158,36 @@ async def check(g, pw, stored):
 
 
 # --- the web side ---------------------------------------------------------------------
+
+
+def setup(g):
+    # auth.setup's one-time part: every later write of admin.password (settings page,
+    # PATCH /api/config) stores a hash, and a plaintext seed is hashed now.
+    cfg = g.ctx.cfg
+    g.plain = plain = cfg.update
+    # auth's function, not a closure here: that would pin this module's code in RAM.
+    cfg.update = auth.update
+    cur = cfg["admin.password"]
+    if cur and not is_hash(cur):
+        # A plaintext seed (config.json or PERCH_ADMIN_PASSWORD): hash it.
+        seed(g, plain, cur)
+
+
+def cross_refused(req):
+    h = req.headers
+    _log.warning("cross-site request refused", path=req.path,
+                 origin=h.get("Origin") or h.get("Referer"))
+    return Response({"error": "cross-site request refused: Origin/Referer is not this device"},
+                    403)
+
+
+def logout(g, req):
+    if req.method != "POST":
+        return Response({"error": "method not allowed"}, 405)
+    g.sessions.pop(req.cookies.get(auth.COOKIE), None)
+    r = Response.redirect("/login", 303)
+    r.delete_cookie(auth.COOKIE, path="/")
+    return r
 
 
 def refuse(g, req, pw):
