@@ -1,0 +1,43 @@
+# The /api/status document and the delayed reboot of perch.app's Context, loaded per use
+# and dropped after (config.lazy), so that their code does not stay in RAM.
+
+import asyncio
+
+from perch import hw, log
+
+
+def reboot(ctx, delay_ms):
+    # Delay so the HTTP or MQTT answer that asked for the reboot gets out first.
+    async def later():
+        await asyncio.sleep_ms(delay_ms)
+        log.Logger("app").info("rebooting")
+        hw.reset()
+
+    asyncio.create_task(later())
+
+
+def snapshot(ctx):
+    doc = {
+        "device_id": ctx.device_id,
+        "name": ctx.cfg["name"] or ctx.device_id,
+        "version": ctx.version,
+        "previous_version": ctx.previous_version,
+        "uptime_s": ctx.uptime_s(),
+        "mode": "sta",
+        "mem": ctx.mem,
+        "loop": {"max_stall_ms": ctx.stall_max_ms},
+    }
+    for name, fn in ctx.status.items():
+        try:
+            doc[name] = fn()
+        except Exception as e:
+            log.Logger("app").exc(e, "status provider failed", provider=name)
+    # What a feature that is not running reports.
+    if "wifi" not in doc:
+        doc["wifi"] = {"ssid": None, "rssi": None, "ip": None}
+    if "mqtt" not in doc:
+        doc["mqtt"] = {"state": "disabled", "broker": None, "queued": 0, "sent": 0,
+                       "dropped": 0, "last_error": None}
+    if "ota" not in doc:
+        doc["ota"] = {"state": "idle", "progress": 0, "last_error": None}
+    return doc
