@@ -1,9 +1,11 @@
-# The /api/status document and the delayed reboot of perch.app's Context, loaded per use
-# and dropped after (config.lazy), so that their code does not stay in RAM.
+# The /api/status document, the delayed reboot of perch.app's Context, and the rarer core
+# API (/api/logs, /api/config, /api/reboot): loaded per use and dropped after
+# (config.lazy), so that their code does not stay in RAM.
 
 import asyncio
 
-from perch import hw, log
+from perch import hw, log, web
+from perch.config import ConfigError
 
 
 def reboot(ctx, delay_ms):
@@ -41,3 +43,27 @@ def snapshot(ctx):
     if "ota" not in doc:
         doc["ota"] = {"state": "idle", "progress": 0, "last_error": None}
     return doc
+
+
+def api(ctx, request, name, m):
+    """GET /api/logs, GET and PATCH /api/config, POST /api/reboot (perch.web's core route)."""
+    if name == "reboot":
+        reboot(ctx, 300)
+        return {"rebooting": True}, 202
+    if name == "logs":
+        try:
+            since = int(request.args.get("since", "0"))
+        except ValueError:
+            return web.json_error(400, "since: must be an integer")
+        return {"lines": [{"seq": n, "line": s} for n, s in log.since(since)],
+                "last": log.last_seq()}
+    if m == "PATCH":
+        try:
+            ctx.cfg.update(web.body_json(request))
+        except ConfigError as e:
+            return web.json_error(400, str(e), field=e.field)
+        except ValueError as e:
+            return web.json_error(400, str(e))
+        log.set_level(ctx.cfg["log.level"])
+        log.Logger("web").info("config changed")
+    return ctx.cfg.public()
