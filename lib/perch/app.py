@@ -6,15 +6,13 @@ import time
 
 from micropython import const
 
-from perch import hw, log
+from perch import hw
 from perch.config import Config, lazy
 
 _TICK_MS = const(20)
 _WDT_MS = const(30000)
 _SWEEP = const(12)  # ticks: HTTP read deadlines are kept to about 250 ms
 _FEED_EVERY = const(48)  # ticks: feed the watchdog about once a second (a multiple of _SWEEP)
-
-_log = log.Logger("app")
 
 
 class Context:
@@ -37,41 +35,14 @@ class Context:
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000
 
+    # The delayed reboot and the /api/status document are perch.status's, loaded per use:
+    # both are rare next to the loop, and their code need not stay in RAM.
     def reboot(self, delay_ms=300):
-        # Delay so the HTTP or MQTT answer that asked for the reboot gets out first.
-        async def later():
-            await asyncio.sleep_ms(delay_ms)
-            _log.info("rebooting")
-            hw.reset()
-
-        asyncio.create_task(later())
+        lazy("status").reboot(self, delay_ms)
 
     def snapshot(self):
         """The /api/status document."""
-        doc = {
-            "device_id": self.device_id,
-            "name": self.cfg["name"] or self.device_id,
-            "version": self.version,
-            "previous_version": self.previous_version,
-            "uptime_s": self.uptime_s(),
-            "mode": "sta",
-            "mem": self.mem,
-            "loop": {"max_stall_ms": self.stall_max_ms},
-        }
-        for name, fn in self.status.items():
-            try:
-                doc[name] = fn()
-            except Exception as e:
-                _log.exc(e, "status provider failed", provider=name)
-        # What a feature that is not running reports.
-        if "wifi" not in doc:
-            doc["wifi"] = {"ssid": None, "rssi": None, "ip": None}
-        if "mqtt" not in doc:
-            doc["mqtt"] = {"state": "disabled", "broker": None, "queued": 0, "sent": 0,
-                           "dropped": 0, "last_error": None}
-        if "ota" not in doc:
-            doc["ota"] = {"state": "idle", "progress": 0, "last_error": None}
-        return doc
+        return lazy("status").snapshot(self)
 
     def measure_mem(self):
         m = self.mem

@@ -7,10 +7,8 @@ import hashlib
 import sys
 import time
 
-from microdot import Response
 from micropython import const
 
-from perch import log
 from perch.config import lazy
 
 MAX_FAILS = const(5)
@@ -69,106 +67,91 @@ def _basic(header):
     return pw if sep and user == "admin" else None
 
 
-class Guard:
-    """Login state: failures and lockout, live sessions, the last good Basic password.
-    failed(), succeeded(), lock_left_s(), new_session(), clear(), end_session() are
-    perch.login's functions, found through __getattr__."""
-
-    def __init__(self, ctx=None):
-        self.ctx = ctx
-        self.guard = self  # ctx.auth.guard, as the pages call it
-        self.fails = 0
-        self.locked_at = None
-        self.sessions = {}
-        self.quick = None  # (stored hash, peppered digest, pepper) of the last good password
-        self.pending = {}  # plaintext -> hash computed ahead of a config write
-
-    def __getattr__(self, name):
-        f = getattr(lazy("login"), name)
-        return lambda *a: f(self, *a)
-
-    def required(self):
-        return bool(self.ctx.cfg["admin.password"])
-
-    def valid_session(self, tok):
-        t = self.sessions.get(tok)
-        if t is None:
-            return False
-        if time.ticks_diff(time.ticks_ms(), t) > _SESSION_MS:
-            del self.sessions[tok]
-            return False
-        return True
-
-    async def check(self, pw):
-        stored = self.ctx.cfg["admin.password"]
-        if isinstance(pw, str):
-            pw = pw.encode()
-        # Fast path for scripts sending Basic on every request: one hash, peppered with a
-        # secret, so no timing of the comparison tells anything about the digest.
-        q = self.quick
-        if q is not None and q[0] == stored:
-            s = hashlib.sha256(q[2])
-            s.update(pw)
-            if s.digest() == q[1]:
-                return True
-        return await lazy("login").check(self, pw, stored)
+# The login state is this module's own globals, set by perch.login's Guard(ctx) (at setup,
+# or fresh in a test): a class would cost a type object, its dict and an instance for good.
+# ctx.auth is this module and so is ctx.auth.guard, as the pages call it; required(),
+# failed(), succeeded(), lock_left_s(), new_session(), clear(), end_session() and setup()
+# are perch.login's, found through __getattr__ above.
+if False:  # for the type checker only: MicroPython has no typing module
+    from typing import Any
+ctx: "Any" = None  # perch.app.Context
+guard: "Any" = None
+fails = 0
+locked_at: "Any" = None  # ticks_ms of the lockout
+sessions: dict = {}  # token -> ticks_ms of the login
+quick: "Any" = None  # (stored hash, peppered digest, pepper) of the last good password
+pending: dict = {}  # plaintext -> hash computed ahead of a config write
+plain: "Any" = None  # cfg.update as perch.config made it
 
 
-def setup(ctx):
-    g = ctx.auth = Guard(ctx)
-    app = ctx.web
-    plain = ctx.cfg.update
+def valid_session(tok):
+    t = sessions.get(tok)
+    if t is None:
+        return False
+    if time.ticks_diff(time.ticks_ms(), t) > _SESSION_MS:
+        del sessions[tok]
+        return False
+    return True
 
-    def update(changes, save=True):
-        # Every write of admin.password (settings page, PATCH /api/config) stores a hash.
-        lazy("login").cfg_update(g, plain, changes, save)
 
-    ctx.cfg.update = update
-    cur = ctx.cfg["admin.password"]
-    if cur and not (cur.startswith("sha256$") and cur.count("$") == 3):
-        # A plaintext seed (config.json or PERCH_ADMIN_PASSWORD): hash it.
-        lazy("login").seed(g, plain, cur)
+async def check(pw):
+    stored = ctx.cfg["admin.password"]
+    if isinstance(pw, str):
+        pw = pw.encode()
+    # Fast path for scripts sending Basic on every request: one hash, peppered with a
+    # secret, so no timing of the comparison tells anything about the digest.
+    q = quick
+    if q is not None and q[0] == stored:
+        s = hashlib.sha256(q[2])
+        s.update(pw)
+        if s.digest() == q[1]:
+            return True
+    return await lazy("login").check(pw, stored)
 
-    def own(h):
-        return own_host(ctx, h)
 
-    @app.before_request
-    async def gate(req):
-        h = req.headers
-        if cross_site(req.method, h, own):
-            log.Logger("auth").warning("cross-site request refused", path=req.path,
-                                       origin=h.get("Origin") or h.get("Referer"))
-            return Response({"error": "cross-site request refused: Origin/Referer is not "
-                             "this device"}, 403)
-        if not g.required() or req.path in ("/login", "/style.css"):
-            return None
-        tok = req.cookies.get(COOKIE)
-        if not (tok and g.valid_session(tok)):
-            pw = _basic(h.get("Authorization"))
-            if (pw is None or g.locked_at is not None and g.lock_left_s()
-                    or not await g.check(pw)):
-                return lazy("login").refuse(g, req, pw)
-            g.fails = 0
-        if req.method == "PATCH" and req.path == "/api/config":
-            # Hash a new admin password here, where it may take its time: the config
-            # write that follows must not stall the loop.
-            await lazy("login").prehash(g, req)
+# The handlers and cfg.update's wrapper are module functions, not closures made at setup:
+# setup's own code (hashing a seeded password, wrapping cfg.update) is perch.login's, so
+# none of it stays in RAM.
+
+
+def update(changes, save=True):
+    # cfg.update once setup ran: every write of admin.password (settings page,
+    # PATCH /api/config) stores a hash.
+    lazy("login").cfg_update(changes, save)
+
+
+def _own(h):
+    return own_host(ctx, h)
+
+
+async def _gate(req):
+    global fails
+    h = req.headers
+    if cross_site(req.method, h, _own):
+        return lazy("login").cross_refused(req)
+    if not ctx.cfg["admin.password"] or req.path in ("/login", "/style.css"):
         return None
+    tok = req.cookies.get(COOKIE)
+    if not (tok and valid_session(tok)):
+        pw = _basic(h.get("Authorization"))
+        if (pw is None or locked_at is not None and lazy("login").lock_left_s()
+                or not await check(pw)):
+            return lazy("login").refuse(req, pw)
+        fails = 0
+    if req.method == "PATCH" and req.path == "/api/config":
+        # Hash a new admin password here, where it may take its time: the config
+        # write that follows must not stall the loop.
+        await lazy("login").prehash(req)
+    return None
 
-    @app.route("/<re:login|logout:name>", methods=["GET", "POST"])
-    async def login(req, name):
-        post = req.method == "POST"
-        if name == "login":
-            return await view("login_post" if post else "login_get", ctx, req)
-        if not post:
-            return Response({"error": "method not allowed"}, 405)
-        g.sessions.pop(req.cookies.get(COOKIE), None)
-        r = Response.redirect("/login", 303)
-        r.delete_cookie(COOKIE, path="/")
-        return r
+
+async def _login(req, name):
+    if name == "login":
+        return await view("login_post" if req.method == "POST" else "login_get", ctx, req)
+    return lazy("login").logout(req)
 
 
-_in_view = [0]
+_in_view = 0
 
 
 async def view(name, *args):
@@ -176,15 +159,16 @@ async def view(name, *args):
 
     The HTML pages are rarely used and their code is large: dropping the modules after
     each request gives that RAM back to telemetry and OTA."""
+    global _in_view
     import perch
     from perch import setup_views
 
-    _in_view[0] += 1
+    _in_view += 1
     try:
         return await getattr(setup_views, name)(*args)
     finally:
-        _in_view[0] -= 1
-        if not _in_view[0]:
+        _in_view -= 1
+        if not _in_view:
             for m in ("setup_views", "setup_pages"):
                 sys.modules.pop("perch." + m, None)
                 if hasattr(perch, m):

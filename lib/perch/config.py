@@ -54,13 +54,9 @@ def lazy(name):
 
 
 def __getattr__(name):
-    # config.SCHEMA, config.flatten, ...: the editing side, on use
+    # config.SCHEMA, config.flatten, config.check(key, v) (the validated value, or raise
+    # ConfigError naming the key), ...: the editing side, on use
     return getattr(lazy("schema"), name)
-
-
-def check(key, v):
-    """The validated value for key, or raise ConfigError naming the key."""
-    return lazy("schema").check(key, v)
 
 
 class ConfigError(ValueError):

@@ -98,22 +98,24 @@ def last_seq():
     return _seq
 
 
-def _level(no):
-    def method(self, msg, **kv):
-        emit(no, self.name, msg, kv)
-
-    return method
-
-
 class Logger:
+    """log.Logger(name).info(msg, **kv), and .debug, .warning, .error; .exc(e, msg, **kv)
+    logs e at ERROR. The level methods are made on use from their name: one __getattr__
+    costs less RAM for good than a function per level."""
+
     def __init__(self, name):
         self.name = name
 
-    debug = _level(_DEBUG)
-    info = _level(_INFO)
-    warning = _level(_WARNING)
-    error = _level(_ERROR)
+    def __getattr__(self, lvl):
+        up = lvl.upper()
+        if up not in _NAMES and lvl != "exc":
+            raise AttributeError(lvl)
 
-    def exc(self, e, msg, **kv):
-        kv["error"] = "%s: %s" % (type(e).__name__, e)
-        emit(_ERROR, self.name, msg, kv)
+        def f(*a, **kv):
+            msg = a[-1]
+            if len(a) > 1:  # exc(e, msg)
+                e = a[0]
+                kv["error"] = "%s: %s" % (type(e).__name__, e)
+            emit(_ERROR if lvl == "exc" else (_NAMES.index(up) + 1) * 10, self.name, msg, kv)
+
+        return f

@@ -96,32 +96,45 @@ def safe_next(path):
     return path
 
 
-# --- Guard methods (auth.Guard.__getattr__ binds them to the guard) ----------------------
+# --- the login state, auth's globals (auth.__getattr__ finds these for ctx.auth.guard) ----
 
 
-def lock_left_s(g):
-    if g.locked_at is None:
+def Guard(ctx=None):
+    # Fresh login state (setup, tests); the guard is perch.auth itself.
+    a = auth
+    a.ctx = ctx
+    a.guard = a
+    a.fails = 0
+    a.locked_at = None
+    a.sessions = {}
+    a.quick = None
+    a.pending = {}
+    return a
+
+
+def lock_left_s():
+    if auth.locked_at is None:
         return 0
-    left = _LOCK_MS - time.ticks_diff(time.ticks_ms(), g.locked_at)
+    left = _LOCK_MS - time.ticks_diff(time.ticks_ms(), auth.locked_at)
     if left <= 0:
-        g.locked_at = None
-        g.fails = 0
+        auth.locked_at = None
+        auth.fails = 0
         return 0
     return (left + 999) // 1000
 
 
-def failed(g):
-    g.fails += 1
-    if g.fails >= auth.MAX_FAILS:
-        g.locked_at = time.ticks_ms()
+def failed():
+    auth.fails += 1
+    if auth.fails >= auth.MAX_FAILS:
+        auth.locked_at = time.ticks_ms()
 
 
-def succeeded(g):
-    g.fails = 0
+def succeeded():
+    auth.fails = 0
 
 
-def new_session(g):
-    s = g.sessions
+def new_session():
+    s = auth.sessions
     if len(s) >= _MAX_SESSIONS:
         # Evict the oldest; a device has few admins.
         oldest = None
@@ -134,34 +147,72 @@ def new_session(g):
     return tok
 
 
-def end_session(g, tok):
-    g.sessions.pop(tok, None)
+def end_session(tok):
+    auth.sessions.pop(tok, None)
 
 
-def clear(g):
-    g.sessions = {}
+def required():
+    return bool(auth.ctx.cfg["admin.password"])
 
 
-async def check(g, pw, stored):
-    # The slow path of Guard.check: the full hash, then remember a cheap peppered digest.
+def clear():
+    auth.sessions = {}
+
+
+async def check(pw, stored):
+    # The slow path of auth.check: the full hash, then remember a cheap peppered digest.
     ok = await check_password(pw, stored)
     if ok:
         pepper = os.urandom(8)
         s = hashlib.sha256(pepper)
         s.update(pw)
-        g.quick = (stored, s.digest(), pepper)
+        auth.quick = (stored, s.digest(), pepper)
     return ok
 
 
 # --- the web side ---------------------------------------------------------------------
 
 
-def refuse(g, req, pw):
+def setup(ctx):
+    # auth.setup (found through auth.__getattr__), run once: the login state, the gate in
+    # front of every request, the login routes; every later write of admin.password
+    # (settings page, PATCH /api/config) stores a hash, and a plaintext seed is hashed now.
+    ctx.auth = Guard(ctx)
+    ctx.web.before_request(auth._gate)
+    ctx.web.route("/<re:login|logout:name>", methods=["GET", "POST"])(auth._login)
+    cfg = ctx.cfg
+    auth.plain = plain = cfg.update
+    # auth's function, not a closure here: that would pin this module's code in RAM.
+    cfg.update = auth.update
+    cur = cfg["admin.password"]
+    if cur and not is_hash(cur):
+        # A plaintext seed (config.json or PERCH_ADMIN_PASSWORD): hash it.
+        seed(plain, cur)
+
+
+def cross_refused(req):
+    h = req.headers
+    _log.warning("cross-site request refused", path=req.path,
+                 origin=h.get("Origin") or h.get("Referer"))
+    return Response({"error": "cross-site request refused: Origin/Referer is not this device"},
+                    403)
+
+
+def logout(req):
+    if req.method != "POST":
+        return Response({"error": "method not allowed"}, 405)
+    auth.sessions.pop(req.cookies.get(auth.COOKIE), None)
+    r = Response.redirect("/login", 303)
+    r.delete_cookie(auth.COOKIE, path="/")
+    return r
+
+
+def refuse(req, pw):
     """The answer to a request without valid credentials (pw: the Basic password sent)."""
-    left = lock_left_s(g) if pw is not None else 0
+    left = lock_left_s() if pw is not None else 0
     if pw is not None and not left:
-        failed(g)
-        _log.warning("bad Basic credentials", fails=g.fails)
+        failed()
+        _log.warning("bad Basic credentials", fails=auth.fails)
     if req.path.startswith("/api/"):
         if left:
             return Response({"error": "login locked for %d s after %d failed attempts"
@@ -186,34 +237,34 @@ def _plain_pw(doc):
     return pw if isinstance(pw, str) and not is_hash(pw) else None
 
 
-async def prehash(g, req):
+async def prehash(req):
     try:
         pw = _plain_pw(json.loads(req.body or b"{}"))
     except ValueError:
         pw = None
     if pw and 0 < len(pw.encode()) <= 128:
-        g.pending = {pw: await hash_password(pw)}
+        auth.pending = {pw: await hash_password(pw)}
 
 
-def cfg_update(g, plain, changes, save):
+def cfg_update(changes, save):
     flat = config.flatten(changes)
     pw = flat.get("admin.password")
     if isinstance(pw, str) and not is_hash(pw):
         config.check("admin.password", pw)
-        h = g.pending.pop(pw, None)
-        g.pending = {}
+        h = auth.pending.pop(pw, None)
+        auth.pending = {}
         flat["admin.password"] = h or hash_password_now(pw)
-        clear(g)
+        clear()
         _log.info("admin password changed")
-    plain(flat, save)
+    auth.plain(flat, save)
 
 
-def seed(g, plain, cur):
+def seed(plain, cur):
     # A plaintext password from config.json or PERCH_ADMIN_PASSWORD: hash it in RAM, and on
     # flash too when it came from the file.
     if not is_hash(cur):
         h = hash_password_now(cur)
-        env = g.ctx.cfg.env
+        env = auth.ctx.cfg.env
         if "admin.password" in env:
             env["admin.password"] = h
         else:

@@ -10,7 +10,7 @@ import json
 from microdot import Microdot, Request, Response, URLPattern
 
 from perch import httpguard, log
-from perch.config import ConfigError, lazy
+from perch.config import lazy
 
 _log = log.Logger("web")
 
@@ -74,26 +74,8 @@ def create(ctx):
             doc = {"max_stall_ms": ctx.stall_window_ms}
             ctx.stall_window_ms = 0
             return doc
-        if name == "logs":
-            try:
-                since = int(request.args.get("since", "0"))
-            except ValueError:
-                return json_error(400, "since: must be an integer")
-            return {"lines": [{"seq": n, "line": s} for n, s in log.since(since)],
-                    "last": log.last_seq()}
-        if name == "reboot":
-            ctx.reboot()
-            return {"rebooting": True}, 202
-        if m == "PATCH":
-            try:
-                ctx.cfg.update(body_json(request))
-            except ConfigError as e:
-                return json_error(400, str(e), field=e.field)
-            except ValueError as e:
-                return json_error(400, str(e))
-            log.set_level(ctx.cfg["log.level"])
-            _log.info("config changed")
-        return ctx.cfg.public()
+        # /api/logs, /api/config and /api/reboot: perch.status's, loaded per request
+        return lazy("status").api(ctx, request, name, m)
 
     @app.errorhandler(404)
     async def not_found(request):
