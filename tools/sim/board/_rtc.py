@@ -1,9 +1,17 @@
-# machine.RTC of the virtual board, loaded for each use (the NTP sync sets it) and dropped
-# after: the host clock, as the board's clock counts as NTP-synced (SPEC 5), moved by what
-# datetime() sets (the offset is kept in machine, which stays).
+# machine.RTC (and the *_RESET constants) of the virtual board, loaded for each use (the NTP
+# sync sets it) and dropped after: the host clock, as the board's clock counts as NTP-synced
+# (SPEC 5), moved by what datetime() sets (the offset is kept in machine, which stays).
 import time
 
 import machine
+from micropython import const
+
+# machine.reset_cause() values, here rather than in machine: perch reads none of them
+PWRON_RESET = const(1)
+HARD_RESET = const(2)
+WDT_RESET = const(3)
+DEEPSLEEP_RESET = const(4)
+SOFT_RESET = const(5)
 
 
 class RTC:

@@ -10,13 +10,8 @@ import socket
 import sys
 import time
 
-from micropython import const
-
-PWRON_RESET = const(1)
-HARD_RESET = const(2)
-WDT_RESET = const(3)
-DEEPSLEEP_RESET = const(4)
-SOFT_RESET = const(5)
+# The *_RESET constants are in _rtc.py (loaded for each use, as RTC): perch reads none of them,
+# and each name here would cost a slot of this module's dict for the board's life.
 
 # World file (PERCH_SIM_WORLD), JSON, rewritten by tests while the board runs:
 #   {"networks": [{"ssid": "home", "password": "pw", "rssi": -50, "channel": 6,
@@ -122,8 +117,11 @@ def unique_id():
 
 # Fixed for this boot; worked out by module-level code, which is freed once it has run.
 _cause = os.getenv("PERCH_SIM_RESET_CAUSE") or ""
-_cause = globals().get(_cause)  # one of the *_RESET constants above, the only ints here yet
-_cause = _cause if type(_cause) is int else PWRON_RESET
+try:
+    _cause = _lazy("_rtc", _cause) if _cause.endswith("_RESET") else None
+except AttributeError:
+    _cause = None
+_cause = _cause if type(_cause) is int else 1  # PWRON_RESET
 try:
     _mac = bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6]
 except ValueError:
@@ -144,11 +142,11 @@ class WDT:
 
 
 def __getattr__(name):
-    # RTC (set by the NTP sync) loads for each use; the peripherals and the rest of the API
-    # load on first use and stay
+    # RTC (set by the NTP sync) and the reset causes load for each use; the peripherals and
+    # the rest of the API load on first use and stay
     if name[0] == "_":
         raise AttributeError(name)
-    if name == "RTC":
+    if name == "RTC" or name.endswith("_RESET"):
         return _lazy("_rtc", name)
     m = __import__("_machine_io")
     v = getattr(m, name)

@@ -13,16 +13,9 @@ import time
 import machine
 from micropython import const
 
-STA_IF = const(0)
-AP_IF = const(1)
-STAT_BEACON_TIMEOUT = const(200)
-STAT_NO_AP_FOUND = const(201)
-STAT_WRONG_PASSWORD = const(202)
-STAT_ASSOC_FAIL = const(203)
-STAT_HANDSHAKE_TIMEOUT = const(204)
-STAT_GOT_IP = const(1010)
-AUTH_OPEN = const(0)
-AUTH_WPA2_PSK = const(3)
+# The public constants (STA_IF, STAT_*, AUTH_*) are in _netconst.py: perch.hw reads them once
+# at import, and a name kept here costs a slot of this module's dict for the board's life.
+_GOT_IP = const(1010)  # STAT_GOT_IP
 _CONNECTING = const(1001)
 
 _host = "mpy-esp32"  # hostname(), kept here while _netops comes and goes
@@ -49,7 +42,7 @@ def _auth(net):
         s = s.lower().replace("-", "/")
         if s in t:
             return t.index(s)
-    return AUTH_WPA2_PSK if net.get("password") else AUTH_OPEN
+    return 3 if net.get("password") else 0  # AUTH_WPA2_PSK, AUTH_OPEN
 
 
 def _rssi(net):
@@ -67,24 +60,14 @@ def _bssid(net):
 
 
 class WLAN:
-    IF_STA = const(0)
-    IF_AP = const(1)
-    SEC_OPEN = const(0)
-    SEC_WEP = const(1)
-    SEC_WPA = const(2)
-    SEC_WPA2 = const(3)
-    SEC_WPA_WPA2 = const(4)
-    SEC_WPA2_ENT = const(5)
-    SEC_WPA3 = const(6)
-    SEC_WPA2_WPA3 = const(7)
+    # The port's IF_*, SEC_* and PM_* class constants are left out, perch reads none of them
+    # (each would cost a slot and an interned name); PM_NONE stays for scripts that set pm.
     PM_NONE = const(0)
-    PM_PERFORMANCE = const(1)
-    PM_POWERSAVE = const(2)
 
     # What runs here is what a running board calls often; the rest of each method, and the
     # methods missing here (__getattr__), are in _netops.WLAN.
 
-    def __new__(cls, interface_id=STA_IF):
+    def __new__(cls, interface_id=0):
         return _wlan.get(interface_id) or machine._lazy("_netops", "_new")(cls, interface_id)
 
     def __getattr__(self, name):
@@ -97,13 +80,13 @@ class WLAN:
         # Also advances the simulated station (_netops._poll): only when the world changed, a
         # connect attempt is due, or a lost AP may be back. Cheap while nothing changes.
         st = self.state
-        if self.id or not self.on or st != STAT_GOT_IP and st != _CONNECTING and not self.retry:
+        if self.id or not self.on or st != _GOT_IP and st != _CONNECTING and not self.retry:
             return False
         if st == _CONNECTING:
             if time.ticks_diff(time.ticks_ms(), self.start) < machine._world("connect_ms", 800):
                 return False
         elif machine._world() is self.seen:
-            return st == STAT_GOT_IP
+            return st == _GOT_IP
         return machine._lazy("_netops", "_poll")(self)
 
     def status(self, param=None):
