@@ -60,12 +60,12 @@ def _poll(w):
     # network.WLAN.isconnected() of the station w, once the world changed or a wait ran out
     w.seen = machine._world()
     st = w.state
-    best = None  # the strongest AP broadcasting our SSID (and BSSID when pinned)
-    for n in machine._world("networks", []):
-        if type(n) is dict and n.get("ssid") == w.c.get("ssid") and (
-                not w.c.get("bssid") or network._bssid(n) == w.c["bssid"]):
-            if best is None or network._rssi(n) > network._rssi(best):
-                best = n
+    best = a = None  # the strongest AP broadcasting our SSID (and BSSID when pinned); a: its
+    for n in machine._world("networks", []):  # scan tuple
+        if type(n) is dict and type(n.get("ssid")) is str and n["ssid"] == w.c.get("ssid"):
+            t = network._ap(n)
+            if (not w.c.get("bssid") or t[1] == w.c["bssid"]) and (a is None or t[3] > a[3]):
+                best, a = n, t
     if st != _GOT_IP and st != _CONNECTING:
         if best:  # the AP we lost is back: a new attempt
             w.state = _CONNECTING
@@ -75,7 +75,7 @@ def _poll(w):
     w.retry = best is None and st == _GOT_IP
     if best is None:
         w.state = 200 if w.retry else 201  # BEACON_TIMEOUT, NO_AP_FOUND
-    elif network._auth(best) and (best.get("password") or "") != w.c.get("key", ""):
+    elif a[4] and (best.get("password") or "") != w.c.get("key", ""):
         w.state = 202  # STAT_WRONG_PASSWORD: an open AP takes any key; this one deauths us
     else:
         w.state = _GOT_IP

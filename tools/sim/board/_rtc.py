@@ -1,6 +1,8 @@
-# machine.RTC (and the *_RESET constants) of the virtual board, loaded for each use (the NTP
-# sync sets it) and dropped after: the host clock, as the board's clock counts as NTP-synced
-# (SPEC 5), moved by what datetime() sets (the offset is kept in machine, which stays).
+# machine.RTC, reset_cause() with its *_RESET constants and unique_id() of the virtual board,
+# loaded for each use and dropped after (machine._lazy): none is used often. RTC (set by the
+# NTP sync) is the host clock, as the board's clock counts as NTP-synced (SPEC 5), moved by
+# what datetime() sets (the offset is kept in machine, which stays).
+import os
 import time
 
 import machine
@@ -12,6 +14,21 @@ HARD_RESET = const(2)
 WDT_RESET = const(3)
 DEEPSLEEP_RESET = const(4)
 SOFT_RESET = const(5)
+
+
+def reset_cause():
+    # fixed for this process by the supervisor: PERCH_SIM_RESET_CAUSE is a *_RESET name
+    c = globals().get(os.getenv("PERCH_SIM_RESET_CAUSE") or "")
+    return c if type(c) is int else PWRON_RESET  # the only ints here are the causes
+
+
+def unique_id():
+    # the base MAC (PERCH_SIM_MAC), which is the STA MAC; the AP's is one more
+    try:
+        mac = bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6]
+    except ValueError:
+        mac = b""
+    return mac or b"\x24\x0a\xc4\x00\x00\x01"
 
 
 class RTC:

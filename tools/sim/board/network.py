@@ -23,40 +23,39 @@ _dns = "127.0.0.1"  # ipconfig("dns")
 _wlan = {}  # interface id -> its one WLAN object (one radio, as on the chip)
 
 
-def __getattr__(name):
-    if name[0] == "_":
-        raise AttributeError(name)
-    v = machine._lazy("_netops", name)
-    # A function goes out as a stand-in that loads it for each call: the function itself
+def __getattr__(a, b=None):
+    # The names of network (a) and the WLAN methods (a the WLAN, b the name) that _netops
+    # holds. A function goes out as a stand-in that loads it for each call: the function itself
     # would keep all of _netops alive for as long as someone holds it (perch.hw does).
-    return (lambda *a, **k: machine._lazy("_netops", name)(*a, **k)) if callable(v) else v
+    if b is None:
+        if a[0] == "_":
+            raise AttributeError(a)
+        v = machine._lazy("_netops", a)
+        return (lambda *x, **k: machine._lazy("_netops", a)(*x, **k)) if callable(v) else v
+    if b not in ("active", "connect", "disconnect", "config", "ipconfig"):
+        raise AttributeError(b)
+    return lambda *x, **k: getattr(machine._lazy("_netops", "WLAN"), b)(a, *x, **k)
 
 
-def _auth(net):
-    # a world "security" name or AUTH_* int; WPA2-PSK with a password, else open
-    s = net.get("security")
-    if type(s) is int:
-        return s
+def _ap(n):
+    # The scan tuple (ssid, bssid, channel, rssi, security, hidden) of world network n.
+    # security: a world "security" name or AUTH_* int; else WPA2-PSK with a password, else open
+    s = n.get("security")
     if type(s) is str:
         t = "open wep wpa wpa2 wpa/wpa2 wpa2/enterprise wpa3 wpa2/wpa3".split()
         s = s.lower().replace("-", "/")
-        if s in t:
-            return t.index(s)
-    return 3 if net.get("password") else 0  # AUTH_WPA2_PSK, AUTH_OPEN
-
-
-def _rssi(net):
-    r = net.get("rssi", -60)
-    return r if type(r) is int else -60
-
-
-def _bssid(net):
+        s = t.index(s) if s in t else None
+    if type(s) is not int:
+        s = 3 if n.get("password") else 0  # AUTH_WPA2_PSK, AUTH_OPEN
+    r = n.get("rssi", -60)
     try:
-        return bytes.fromhex(net["bssid"].replace(":", ""))
+        b = bytes.fromhex(n["bssid"].replace(":", ""))
     except (KeyError, AttributeError, ValueError):
-        pass
-    h = hashlib.sha256(("%s/%s" % (net["ssid"], net.get("channel", 1))).encode()).digest()
-    return bytes(((h[0] | 2) & 0xFE,)) + h[1:6]  # locally administered, unicast
+        h = hashlib.sha256(("%s/%s" % (n["ssid"], n.get("channel", 1))).encode()).digest()
+        b = bytes(((h[0] | 2) & 0xFE,)) + h[1:6]  # locally administered, unicast
+    h = bool(n.get("hidden"))
+    return (b"" if h else n["ssid"].encode(), b, n.get("channel", 1),
+            r if type(r) is int else -60, s, h)
 
 
 class WLAN:
@@ -70,11 +69,7 @@ class WLAN:
     def __new__(cls, interface_id=0):
         return _wlan.get(interface_id) or machine._lazy("_netops", "_new")(cls, interface_id)
 
-    def __getattr__(self, name):
-        # as network.__getattr__: a stand-in that loads the method for each call
-        if name not in ("active", "connect", "disconnect", "config", "ipconfig"):
-            raise AttributeError(name)
-        return lambda *a, **k: getattr(machine._lazy("_netops", "WLAN"), name)(self, *a, **k)
+    __getattr__ = __getattr__  # the module's, which hands out the methods _netops holds
 
     def isconnected(self):
         # Also advances the simulated station (_netops._poll): only when the world changed, a
@@ -94,7 +89,7 @@ class WLAN:
             self.isconnected()
             return self.state
         if param == "rssi" and self.isconnected():
-            return _rssi(self.net)
+            return _ap(self.net)[3]
         return machine._lazy("_netops", "WLAN").status(self, param)
 
     def scan(self):
@@ -105,9 +100,7 @@ class WLAN:
         # the chip's scan blocks the caller for the whole sweep over the channels
         time.sleep_ms(machine._world("scan_ms", 1200))
         # well-formed world networks only: a bad entry must not take the radio down
-        return [(b"" if n.get("hidden") else n["ssid"].encode(), _bssid(n), n.get("channel", 1),
-                 _rssi(n), _auth(n), bool(n.get("hidden")))
-                for n in machine._world("networks", []) if type(n) is dict
+        return [_ap(n) for n in machine._world("networks", []) if type(n) is dict
                 and type(n.get("ssid")) is str]
 
     def ifconfig(self, config=None):
