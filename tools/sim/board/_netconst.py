@@ -1,18 +1,7 @@
-# The constants of the virtual board's `network` module, and what perch never uses of it:
-# network loads this file on each use of one of these names and drops it after
-# (machine._lazy). perch.hw reads the constants it needs once, at import.
+# What perch never uses of the virtual board's `network` module: network loads this file on
+# each use of one of these names and drops it after (machine._lazy).
 from micropython import const
 
-STA_IF = const(0)
-AP_IF = const(1)
-STAT_BEACON_TIMEOUT = const(200)
-STAT_NO_AP_FOUND = const(201)
-STAT_WRONG_PASSWORD = const(202)
-STAT_ASSOC_FAIL = const(203)
-STAT_HANDSHAKE_TIMEOUT = const(204)
-STAT_GOT_IP = const(1010)
-AUTH_OPEN = const(0)
-AUTH_WPA2_PSK = const(3)
 STAT_IDLE = const(1000)
 STAT_CONNECTING = const(1001)
 STAT_CONNECT_FAIL = const(203)

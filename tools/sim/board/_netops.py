@@ -20,7 +20,18 @@ from micropython import const
 _IDLE = const(1000)
 _CONNECTING = const(1001)
 _GOT_IP = const(1010)
-# network's public constants are in _netconst.py; the few used here are written out
+
+# network's constants that perch.hw reads (once, at import); the rest are in _netconst.py
+STA_IF = const(0)
+AP_IF = const(1)
+STAT_BEACON_TIMEOUT = const(200)
+STAT_NO_AP_FOUND = const(201)
+STAT_WRONG_PASSWORD = const(202)
+STAT_ASSOC_FAIL = const(203)
+STAT_HANDSHAKE_TIMEOUT = const(204)
+STAT_GOT_IP = const(1010)
+AUTH_OPEN = const(0)
+AUTH_WPA2_PSK = const(3)
 
 
 def _text(v, what, limit):
@@ -35,7 +46,7 @@ def _text(v, what, limit):
 
 def _new(cls, i):
     # network.WLAN(i) the first time: the one object of interface i
-    if i not in (0, 1):  # STA_IF, AP_IF
+    if i not in (STA_IF, AP_IF):
         raise ValueError("invalid WLAN interface identifier")
     w = network._wlan[i] = object.__new__(cls)
     w.id = i
@@ -45,7 +56,7 @@ def _new(cls, i):
     w.start = 0
     w.retry = False
     w.seen = None
-    w.ip = (("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1") if i == 0
+    w.ip = (("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1") if i == STA_IF
             else ("192.168.4.1", "255.255.255.0", "192.168.4.1", "192.168.4.1"))
     w.c = {}
     return w
@@ -74,9 +85,9 @@ def _poll(w):
     w.net = None
     w.retry = best is None and st == _GOT_IP
     if best is None:
-        w.state = 200 if w.retry else 201  # BEACON_TIMEOUT, NO_AP_FOUND
+        w.state = STAT_BEACON_TIMEOUT if w.retry else STAT_NO_AP_FOUND
     elif a[4] and (best.get("password") or "") != w.c.get("key", ""):
-        w.state = 202  # STAT_WRONG_PASSWORD: an open AP takes any key; this one deauths us
+        w.state = STAT_WRONG_PASSWORD  # an open AP takes any key; this one deauths us
     else:
         w.state = _GOT_IP
         w.net = best
@@ -166,7 +177,7 @@ class WLAN:
         alias = {"essid": "ssid", "authmode": "security", "password": "key",
                  "dhcp_hostname": "hostname"}
         d = {"mac": mac, "ssid": "ESP_%02X%02X%02X" % (mac[3], mac[4], mac[5]) if self.id
-             else "", "security": 0, "channel": 1, "hidden": False,
+             else "", "security": AUTH_OPEN, "channel": 1, "hidden": False,
              "max_clients": 4, "reconnects": 0, "txpower": 20, "pm": 1, "protocol": 7,
              "hostname": network._host}
         if args:

@@ -13,8 +13,9 @@ import time
 import machine
 from micropython import const
 
-# The public constants (STA_IF, STAT_*, AUTH_*) are in _netconst.py: perch.hw reads them once
-# at import, and a name kept here costs a slot of this module's dict for the board's life.
+# The public constants (STA_IF, STAT_*, AUTH_*) are in _netops.py and _netconst.py: perch.hw
+# reads them once, at import, and a name kept here costs a slot of this module's dict for the
+# board's life.
 _GOT_IP = const(1010)  # STAT_GOT_IP
 _CONNECTING = const(1001)
 
