@@ -1,7 +1,8 @@
-# machine.RTC, reset_cause() with its *_RESET constants and unique_id() of the virtual board,
-# loaded for each use and dropped after (machine._lazy): none is used often. RTC (set by the
-# NTP sync) is the host clock, as the board's clock counts as NTP-synced (SPEC 5), moved by
-# what datetime() sets (the offset is kept in machine, which stays).
+# The rarely used part of the virtual board's `machine` module, loaded for each use and
+# dropped after (machine._lazy): RTC, reset_cause() with its *_RESET constants, unique_id()
+# and the start of the WDT. RTC (set by the NTP sync) is the host clock, as the board's clock
+# counts as NTP-synced (SPEC 5), moved by what datetime() sets (the offset is kept in machine,
+# which stays).
 import os
 import time
 
@@ -20,6 +21,15 @@ def reset_cause():
     # fixed for this process by the supervisor: PERCH_SIM_RESET_CAUSE is a *_RESET name
     c = globals().get(os.getenv("PERCH_SIM_RESET_CAUSE") or "")
     return c if type(c) is int else PWRON_RESET  # the only ints here are the causes
+
+
+def _wdt(id, timeout):
+    # machine.WDT(id, timeout): the supervisor starts the watchdog
+    if id != 0:
+        raise ValueError("WDT(%d) doesn't exist" % id)
+    if timeout <= 0:
+        raise ValueError("WDT timeout too short")
+    machine._ctl_send("wdt %d" % timeout)
 
 
 def unique_id():

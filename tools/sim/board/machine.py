@@ -108,11 +108,7 @@ soft_reset = reset
 
 class WDT:
     def __init__(self, id=0, timeout=5000):
-        if id != 0:
-            raise ValueError("WDT(%d) doesn't exist" % id)
-        if timeout <= 0:
-            raise ValueError("WDT timeout too short")
-        _ctl_send("wdt %d" % timeout)
+        _lazy("_rtc", "_wdt")(id, timeout)  # once per boot: checked and started there
 
     def feed(self):
         _ctl_send("feed")
