@@ -106,7 +106,7 @@ def rom_dir() -> Path:
     """
     sources = sorted(BOARD_DIR.glob("*.py"))
     # tracebacks name the module: a "<name>.py" source name would cost one more interned string
-    digest = hashlib.sha256(b"mpy-cross -s <module>\0")
+    digest = hashlib.sha256(b"mpy-cross -O3 -s <module>\0")
     for src in sources:
         digest.update(src.name.encode() + b"\0" + src.read_bytes())
     out = BOARD_DIR.parents[2] / "build" / "sim-rom" / digest.hexdigest()[:16]
@@ -116,7 +116,7 @@ def rom_dir() -> Path:
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     for src in sources:
-        subprocess.run([str(exe) if exe.exists() else "mpy-cross", "-s", src.stem,
+        subprocess.run([str(exe) if exe.exists() else "mpy-cross", "-O3", "-s", src.stem,
                         "-o", str(tmp / (src.stem + ".mpy")), str(src)], check=True)
     try:
         tmp.rename(out)

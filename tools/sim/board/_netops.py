@@ -19,6 +19,19 @@ from micropython import const
 
 _IDLE = const(1000)
 _CONNECTING = const(1001)
+_GOT_IP = const(1010)
+
+# network's constants that perch.hw reads (once, at import); the rest are in _netconst.py
+STA_IF = const(0)
+AP_IF = const(1)
+STAT_BEACON_TIMEOUT = const(200)
+STAT_NO_AP_FOUND = const(201)
+STAT_WRONG_PASSWORD = const(202)
+STAT_ASSOC_FAIL = const(203)
+STAT_HANDSHAKE_TIMEOUT = const(204)
+STAT_GOT_IP = const(1010)
+AUTH_OPEN = const(0)
+AUTH_WPA2_PSK = const(3)
 
 
 def _text(v, what, limit):
@@ -33,7 +46,7 @@ def _text(v, what, limit):
 
 def _new(cls, i):
     # network.WLAN(i) the first time: the one object of interface i
-    if i not in (network.STA_IF, network.AP_IF):
+    if i not in (STA_IF, AP_IF):
         raise ValueError("invalid WLAN interface identifier")
     w = network._wlan[i] = object.__new__(cls)
     w.id = i
@@ -43,7 +56,7 @@ def _new(cls, i):
     w.start = 0
     w.retry = False
     w.seen = None
-    w.ip = (("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1") if i == network.STA_IF
+    w.ip = (("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1") if i == STA_IF
             else ("192.168.4.1", "255.255.255.0", "192.168.4.1", "192.168.4.1"))
     w.c = {}
     return w
@@ -58,25 +71,25 @@ def _poll(w):
     # network.WLAN.isconnected() of the station w, once the world changed or a wait ran out
     w.seen = machine._world()
     st = w.state
-    best = None  # the strongest AP broadcasting our SSID (and BSSID when pinned)
-    for n in machine._world("networks", []):
-        if type(n) is dict and n.get("ssid") == w.c.get("ssid") and (
-                not w.c.get("bssid") or network._bssid(n) == w.c["bssid"]):
-            if best is None or network._rssi(n) > network._rssi(best):
-                best = n
-    if st != network.STAT_GOT_IP and st != _CONNECTING:
+    best = a = None  # the strongest AP broadcasting our SSID (and BSSID when pinned); a: its
+    for n in machine._world("networks", []):  # scan tuple
+        if type(n) is dict and type(n.get("ssid")) is str and n["ssid"] == w.c.get("ssid"):
+            t = network._ap(n)
+            if (not w.c.get("bssid") or t[1] == w.c["bssid"]) and (a is None or t[3] > a[3]):
+                best, a = n, t
+    if st != _GOT_IP and st != _CONNECTING:
         if best:  # the AP we lost is back: a new attempt
             w.state = _CONNECTING
             w.start = time.ticks_ms()
         return False
     w.net = None
-    w.retry = best is None and st == network.STAT_GOT_IP
+    w.retry = best is None and st == _GOT_IP
     if best is None:
-        w.state = network.STAT_BEACON_TIMEOUT if w.retry else network.STAT_NO_AP_FOUND
-    elif network._auth(best) and (best.get("password") or "") != w.c.get("key", ""):
-        w.state = network.STAT_WRONG_PASSWORD  # an open AP takes any key; this one deauths us
+        w.state = STAT_BEACON_TIMEOUT if w.retry else STAT_NO_AP_FOUND
+    elif a[4] and (best.get("password") or "") != w.c.get("key", ""):
+        w.state = STAT_WRONG_PASSWORD  # an open AP takes any key; this one deauths us
     else:
-        w.state = network.STAT_GOT_IP
+        w.state = _GOT_IP
         w.net = best
     return w.net is not None
 
@@ -164,7 +177,7 @@ class WLAN:
         alias = {"essid": "ssid", "authmode": "security", "password": "key",
                  "dhcp_hostname": "hostname"}
         d = {"mac": mac, "ssid": "ESP_%02X%02X%02X" % (mac[3], mac[4], mac[5]) if self.id
-             else "", "security": network.AUTH_OPEN, "channel": 1, "hidden": False,
+             else "", "security": AUTH_OPEN, "channel": 1, "hidden": False,
              "max_clients": 4, "reconnects": 0, "txpower": 20, "pm": 1, "protocol": 7,
              "hostname": network._host}
         if args:

@@ -26,10 +26,6 @@ def raw_temperature():
     return int(machine._world("sensors", {}).get("mcu_temperature", 45.0) * 1.8 + 32)
 
 
-def _model():
-    return machine._lazy("_flash", "Partition")
-
-
 class Partition:
     # Stands in for _flash.Partition, the model: Partition() and find() hand out its objects,
     # which keep it loaded while they live. This class stays small, as perch holds on to it
@@ -40,14 +36,14 @@ class Partition:
     TYPE_DATA = const(1)
 
     def __new__(cls, *args, **kwargs):
-        return _model()(*args, **kwargs)
+        return machine._lazy("_flash", "Partition")(*args, **kwargs)
 
     @staticmethod
     def find(*args, **kwargs):
-        return _model().find(*args, **kwargs)
+        return machine._lazy("_flash", "Partition").find(*args, **kwargs)
 
     @staticmethod
     def mark_app_valid_cancel_rollback():
         # nothing to confirm on a board that never changed its boot partition
         if _otadata():
-            _model().mark_app_valid_cancel_rollback()
+            machine._lazy("_flash", "Partition").mark_app_valid_cancel_rollback()

@@ -1,6 +1,6 @@
 # Host implementation of the ESP32 port's `machine` module for the virtual board. On the chip
 # `machine` is C and costs no heap, so only what a booted board uses lives here: resets, the
-# watchdog, the MAC. The rest loads on first use (__getattr__ below). Resets and the watchdog
+# watchdog. The rest loads on first use (__getattr__ below). Resets and the watchdog
 # are carried out by the supervisor (tools/sim/runner.py), listening on UDP
 # 127.0.0.1:$PERCH_SIM_CTL. This module also reads the world file for network, esp32 and the
 # sensor models (_world): one reader, one module fewer on the board.
@@ -10,13 +10,8 @@ import socket
 import sys
 import time
 
-from micropython import const
-
-PWRON_RESET = const(1)
-HARD_RESET = const(2)
-WDT_RESET = const(3)
-DEEPSLEEP_RESET = const(4)
-SOFT_RESET = const(5)
+# The *_RESET constants are in _rtc.py (loaded for each use, as RTC): perch reads none of them,
+# and each name here would cost a slot of this module's dict for the board's life.
 
 # World file (PERCH_SIM_WORLD), JSON, rewritten by tests while the board runs:
 #   {"networks": [{"ssid": "home", "password": "pw", "rssi": -50, "channel": 6,
@@ -111,44 +106,20 @@ def reset():
 soft_reset = reset
 
 
-def reset_cause():
-    return _cause
-
-
-def unique_id():
-    # the base MAC, which is the STA MAC; the AP's is one more
-    return _mac
-
-
-# Fixed for this boot; worked out by module-level code, which is freed once it has run.
-_cause = os.getenv("PERCH_SIM_RESET_CAUSE") or ""
-_cause = globals().get(_cause)  # one of the *_RESET constants above, the only ints here yet
-_cause = _cause if type(_cause) is int else PWRON_RESET
-try:
-    _mac = bytes.fromhex(os.getenv("PERCH_SIM_MAC") or "")[:6]
-except ValueError:
-    _mac = b""
-_mac = _mac or b"\x24\x0a\xc4\x00\x00\x01"
-
-
 class WDT:
     def __init__(self, id=0, timeout=5000):
-        if id != 0:
-            raise ValueError("WDT(%d) doesn't exist" % id)
-        if timeout <= 0:
-            raise ValueError("WDT timeout too short")
-        _ctl_send("wdt %d" % timeout)
+        _lazy("_rtc", "_wdt")(id, timeout)  # once per boot: checked and started there
 
     def feed(self):
         _ctl_send("feed")
 
 
 def __getattr__(name):
-    # RTC (set by the NTP sync) loads for each use; the peripherals and the rest of the API
-    # load on first use and stay
+    # RTC (set by the NTP sync), the reset cause and the MAC load for each use (_rtc.py); the
+    # peripherals and the rest of the API load on first use and stay (_machine_io.py)
     if name[0] == "_":
         raise AttributeError(name)
-    if name == "RTC":
+    if name in ("RTC", "reset_cause", "unique_id") or name.endswith("_RESET"):
         return _lazy("_rtc", name)
     m = __import__("_machine_io")
     v = getattr(m, name)

@@ -13,16 +13,10 @@ import time
 import machine
 from micropython import const
 
-STA_IF = const(0)
-AP_IF = const(1)
-STAT_BEACON_TIMEOUT = const(200)
-STAT_NO_AP_FOUND = const(201)
-STAT_WRONG_PASSWORD = const(202)
-STAT_ASSOC_FAIL = const(203)
-STAT_HANDSHAKE_TIMEOUT = const(204)
-STAT_GOT_IP = const(1010)
-AUTH_OPEN = const(0)
-AUTH_WPA2_PSK = const(3)
+# The public constants (STA_IF, STAT_*, AUTH_*) are in _netops.py and _netconst.py: perch.hw
+# reads them once, at import, and a name kept here costs a slot of this module's dict for the
+# board's life.
+_GOT_IP = const(1010)  # STAT_GOT_IP
 _CONNECTING = const(1001)
 
 _host = "mpy-esp32"  # hostname(), kept here while _netops comes and goes
@@ -30,80 +24,65 @@ _dns = "127.0.0.1"  # ipconfig("dns")
 _wlan = {}  # interface id -> its one WLAN object (one radio, as on the chip)
 
 
-def __getattr__(name):
-    if name[0] == "_":
-        raise AttributeError(name)
-    v = machine._lazy("_netops", name)
-    # A function goes out as a stand-in that loads it for each call: the function itself
+def __getattr__(a, b=None):
+    # The names of network (a) and the WLAN methods (a the WLAN, b the name) that _netops
+    # holds. A function goes out as a stand-in that loads it for each call: the function itself
     # would keep all of _netops alive for as long as someone holds it (perch.hw does).
-    return (lambda *a, **k: machine._lazy("_netops", name)(*a, **k)) if callable(v) else v
+    if b is None:
+        if a[0] == "_":
+            raise AttributeError(a)
+        v = machine._lazy("_netops", a)
+        return (lambda *x, **k: machine._lazy("_netops", a)(*x, **k)) if callable(v) else v
+    if b not in ("active", "connect", "disconnect", "config", "ipconfig"):
+        raise AttributeError(b)
+    return lambda *x, **k: getattr(machine._lazy("_netops", "WLAN"), b)(a, *x, **k)
 
 
-def _auth(net):
-    # a world "security" name or AUTH_* int; WPA2-PSK with a password, else open
-    s = net.get("security")
-    if type(s) is int:
-        return s
+def _ap(n):
+    # The scan tuple (ssid, bssid, channel, rssi, security, hidden) of world network n.
+    # security: a world "security" name or AUTH_* int; else WPA2-PSK with a password, else open
+    s = n.get("security")
     if type(s) is str:
         t = "open wep wpa wpa2 wpa/wpa2 wpa2/enterprise wpa3 wpa2/wpa3".split()
         s = s.lower().replace("-", "/")
-        if s in t:
-            return t.index(s)
-    return AUTH_WPA2_PSK if net.get("password") else AUTH_OPEN
-
-
-def _rssi(net):
-    r = net.get("rssi", -60)
-    return r if type(r) is int else -60
-
-
-def _bssid(net):
+        s = t.index(s) if s in t else None
+    if type(s) is not int:
+        s = 3 if n.get("password") else 0  # AUTH_WPA2_PSK, AUTH_OPEN
+    r = n.get("rssi", -60)
     try:
-        return bytes.fromhex(net["bssid"].replace(":", ""))
+        b = bytes.fromhex(n["bssid"].replace(":", ""))
     except (KeyError, AttributeError, ValueError):
-        pass
-    h = hashlib.sha256(("%s/%s" % (net["ssid"], net.get("channel", 1))).encode()).digest()
-    return bytes(((h[0] | 2) & 0xFE,)) + h[1:6]  # locally administered, unicast
+        h = hashlib.sha256(("%s/%s" % (n["ssid"], n.get("channel", 1))).encode()).digest()
+        b = bytes(((h[0] | 2) & 0xFE,)) + h[1:6]  # locally administered, unicast
+    h = bool(n.get("hidden"))
+    return (b"" if h else n["ssid"].encode(), b, n.get("channel", 1),
+            r if type(r) is int else -60, s, h)
 
 
 class WLAN:
-    IF_STA = const(0)
-    IF_AP = const(1)
-    SEC_OPEN = const(0)
-    SEC_WEP = const(1)
-    SEC_WPA = const(2)
-    SEC_WPA2 = const(3)
-    SEC_WPA_WPA2 = const(4)
-    SEC_WPA2_ENT = const(5)
-    SEC_WPA3 = const(6)
-    SEC_WPA2_WPA3 = const(7)
+    # The port's IF_*, SEC_* and PM_* class constants are left out, perch reads none of them
+    # (each would cost a slot and an interned name); PM_NONE stays for scripts that set pm.
     PM_NONE = const(0)
-    PM_PERFORMANCE = const(1)
-    PM_POWERSAVE = const(2)
 
     # What runs here is what a running board calls often; the rest of each method, and the
     # methods missing here (__getattr__), are in _netops.WLAN.
 
-    def __new__(cls, interface_id=STA_IF):
+    def __new__(cls, interface_id=0):
         return _wlan.get(interface_id) or machine._lazy("_netops", "_new")(cls, interface_id)
 
-    def __getattr__(self, name):
-        # as network.__getattr__: a stand-in that loads the method for each call
-        if name not in ("active", "connect", "disconnect", "config", "ipconfig"):
-            raise AttributeError(name)
-        return lambda *a, **k: getattr(machine._lazy("_netops", "WLAN"), name)(self, *a, **k)
+    __getattr__ = __getattr__  # the module's, which hands out the methods _netops holds
 
     def isconnected(self):
         # Also advances the simulated station (_netops._poll): only when the world changed, a
         # connect attempt is due, or a lost AP may be back. Cheap while nothing changes.
         st = self.state
-        if self.id or not self.on or st != STAT_GOT_IP and st != _CONNECTING and not self.retry:
+        if self.id or not self.on or st != _GOT_IP and st != _CONNECTING and not self.retry:
             return False
         if st == _CONNECTING:
             if time.ticks_diff(time.ticks_ms(), self.start) < machine._world("connect_ms", 800):
                 return False
         elif machine._world() is self.seen:
-            return st == STAT_GOT_IP
+            return st == _GOT_IP
         return machine._lazy("_netops", "_poll")(self)
 
     def status(self, param=None):
@@ -111,7 +90,7 @@ class WLAN:
             self.isconnected()
             return self.state
         if param == "rssi" and self.isconnected():
-            return _rssi(self.net)
+            return _ap(self.net)[3]
         return machine._lazy("_netops", "WLAN").status(self, param)
 
     def scan(self):
@@ -122,9 +101,7 @@ class WLAN:
         # the chip's scan blocks the caller for the whole sweep over the channels
         time.sleep_ms(machine._world("scan_ms", 1200))
         # well-formed world networks only: a bad entry must not take the radio down
-        return [(b"" if n.get("hidden") else n["ssid"].encode(), _bssid(n), n.get("channel", 1),
-                 _rssi(n), _auth(n), bool(n.get("hidden")))
-                for n in machine._world("networks", []) if type(n) is dict
+        return [_ap(n) for n in machine._world("networks", []) if type(n) is dict
                 and type(n.get("ssid")) is str]
 
     def ifconfig(self, config=None):
