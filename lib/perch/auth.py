@@ -4,12 +4,11 @@
 # (config.lazy), as are auth.hash_password, auth.is_hash, auth.safe_next and the like.
 import binascii
 import hashlib
-import sys
 import time
 
 from micropython import const
 
-from perch.config import lazy
+from perch.config import drop, lazy
 
 MAX_FAILS = const(5)
 _SESSION_MS = const(12 * 3600 * 1000)
@@ -160,7 +159,6 @@ async def view(name, *args):
     The HTML pages are rarely used and their code is large: dropping the modules after
     each request gives that RAM back to telemetry and OTA."""
     global _in_view
-    import perch
     from perch import setup_views
 
     _in_view += 1
@@ -169,7 +167,5 @@ async def view(name, *args):
     finally:
         _in_view -= 1
         if not _in_view:
-            for m in ("setup_views", "setup_pages"):
-                sys.modules.pop("perch." + m, None)
-                if hasattr(perch, m):
-                    delattr(perch, m)
+            drop("setup_views")
+            drop("setup_pages")

@@ -41,15 +41,22 @@ DEFAULTS = {
 }
 
 
+def drop(name):
+    """Forget perch.<name>, loaded on use, so that its code is freed once nothing holds it
+    (its interned names stay)."""
+    sys.modules.pop("perch." + name, None)
+    p = sys.modules["perch"]
+    if hasattr(p, name):
+        delattr(p, name)  # the import bound it on the package too
+
+
 def lazy(name):
     """perch.<name> for one use: unless something keeps it loaded, it is dropped from
     sys.modules again, so that its code is freed once the caller lets go of it."""
-    full = "perch." + name
-    kept = full in sys.modules
-    m = __import__(full, None, None, (name,))
+    kept = "perch." + name in sys.modules
+    m = __import__("perch." + name, None, None, (name,))
     if not kept:
-        del sys.modules[full]
-        delattr(sys.modules["perch"], name)
+        drop(name)
     return m
 
 

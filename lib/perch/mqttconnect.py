@@ -11,6 +11,7 @@ import socket
 import time
 
 from perch import uplink
+from perch.config import drop
 
 
 async def connect(up):
@@ -27,7 +28,7 @@ async def connect(up):
             try:
                 h = await dnsquery.resolve(h, up.timeout_ms)
             finally:
-                uplink.drop("dnsquery")
+                drop("dnsquery")
         addr = socket.getaddrinfo(h, up.port)[0][-1]
     except asyncio.TimeoutError:
         raise uplink.UplinkError("DNS lookup of %s timed out" % up.host)
@@ -111,7 +112,7 @@ def target(up, url):
         u = brokerurl.parse_url(url)
         up.url = brokerurl.public_url(url)
     finally:
-        uplink.drop("brokerurl")
+        drop("brokerurl")
     up.host, up.port, up.tls = u["host"], u["port"], u["tls"]
     b = uplink._b
     c = uplink._simple.MQTTClient(b(up.client_id), "", 1, b(u["user"]), b(u["password"]),

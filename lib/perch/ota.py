@@ -7,12 +7,12 @@
 import asyncio
 import gc
 import io
-import sys
 import time
 
 from micropython import const
 
 from perch import hw, log
+from perch.config import drop as drop_module
 from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
@@ -57,11 +57,8 @@ def drop(o):
     t = o.task
     if o.state in BUSY or (t is not None and not t.done()):
         return
-    import perch
-
     for m in _LAZY:
-        if sys.modules.pop("perch." + m, None) is not None and hasattr(perch, m):
-            delattr(perch, m)
+        drop_module(m)
 
 
 class OTA:

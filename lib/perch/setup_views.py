@@ -36,8 +36,7 @@ async def dispatch(ctx, req, pg, action):
         except config.ConfigError as e:
             return g[pg + "_html"](ctx, error_note(str(e)), 400)
     finally:
-        sys.modules.pop(mod, None)
-        sys.modules["perch"].__dict__.pop(mod[6:], None)
+        config.drop(mod[6:])
 
 
 async def wizard(ctx, req):

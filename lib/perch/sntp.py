@@ -6,10 +6,10 @@
 import asyncio
 import socket
 import struct
-import sys
 import time
 
 from perch import log
+from perch.config import drop
 
 # plain ints: both exceed the ESP32 small-int range that const() folds
 _NTP_DELTA = 2208988800  # 1900 -> 1970
@@ -68,10 +68,6 @@ async def sync(host="pool.ntp.org", timeout_ms=5000, port=123, set_time=None):
     except Exception as e:
         _log.warning("NTP failed", server=host, error=str(e))
     finally:
-        import perch
-
-        for name in ("dnsquery", "sntp"):
-            sys.modules.pop("perch." + name, None)
-            if hasattr(perch, name):
-                delattr(perch, name)  # the import bound it on the package too
+        drop("dnsquery")
+        drop("sntp")
     return False

@@ -10,12 +10,12 @@
 
 import asyncio
 import gc
-import sys
 import time
 
 from micropython import const
 
 from perch import hw, log
+from perch.config import drop
 
 # time.time_ns() counts from the port's epoch: 1970 on Unix, 2000 on the ESP32
 _EPOCH_NS = 946684800 * 1000000000 if time.gmtime(0)[0] == 2000 else 0
@@ -46,15 +46,6 @@ def now_ns():
     """Nanosecond Unix time, or None while the clock was never set."""
     t = time.time_ns() + _EPOCH_NS
     return t if t > _SYNCED_AFTER_NS else None
-
-
-def _drop(name):
-    # forget perch.<name>, loaded on use, so that its RAM comes back (its names stay)
-    import perch
-
-    sys.modules.pop("perch." + name, None)
-    if hasattr(perch, name):
-        delattr(perch, name)  # the import bound it on the package too
 
 
 def status():
@@ -121,7 +112,7 @@ def _follow_config():
         from perch import telesetup
 
         telesetup.broker(ctx.cfg["mqtt.url"])
-        _drop("telesetup")
+        drop("telesetup")
 
 
 def _healthy():
@@ -183,7 +174,7 @@ async def _commands():
                 cmds.pop(0)
     finally:
         cmds.clear()  # only after a failure (say a MemoryError): the next command starts afresh
-        _drop("command")
+        drop("command")
 
 
 def _on_log(level, line):
@@ -199,6 +190,6 @@ def setup(c):
     from perch import telesetup  # run once: loaded, dropped after
 
     telesetup.setup()
-    _drop("telesetup")
+    drop("telesetup")
     asyncio.create_task(_sample())
     _start()

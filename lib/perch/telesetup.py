@@ -7,6 +7,7 @@
 #   {"driver": "bme280", "scl": 22, "sda": 21, "bus": 0, "addr": 118}
 
 from perch import telemetry as t
+from perch.config import drop
 from perch.outbox import Outbox
 from perch.sensors import Driver, SensorError
 
@@ -29,7 +30,7 @@ def setup():
             t.drivers.append(d)
         except Exception as e:  # a bad entry or absent hardware: log it, keep the rest
             t._log.error("sensor not set up", spec=spec, error=str(e))
-    t._drop("lineproto")
+    drop("lineproto")
     t.interval_s = cfg["telemetry.interval_s"]
     c.status["mqtt"] = t.status
     broker(cfg["mqtt.url"], True)

@@ -8,13 +8,13 @@
 # delayed ACK hold back; from the wire each packet goes out whole, in one write.
 
 import asyncio
-import sys
 import time
 
 import umqtt.simple as _simple
 from micropython import const
 
 from perch import log
+from perch.config import drop
 
 _RETRIES = const(3)  # PUBACK waits (first send + DUP resends) before the link is declared dead
 _TICK_MS = const(200)
@@ -75,15 +75,6 @@ def _run(fn, *args, rx=b""):
 def _b(s):
     # umqtt counts len(): a str with non-ASCII characters must be bytes first
     return s.encode() if isinstance(s, str) else s
-
-
-def drop(name):
-    """Forget perch.<name>, loaded on use, so that its RAM comes back (its names stay)."""
-    import perch
-
-    sys.modules.pop("perch." + name, None)
-    if hasattr(perch, name):
-        delattr(perch, name)  # the import bound it on the package too
 
 
 def _mc(name, *args):

@@ -18,6 +18,7 @@ import time
 from micropython import const
 
 from perch import hw, log
+from perch.config import drop
 
 if False:  # for the type checker only: MicroPython has no typing module
     from typing import Any
@@ -141,17 +142,10 @@ def ap_stop():
         d = sys.modules.get("perch.dns")
         if d:
             d.stop()
-            _drop("dns")
+            drop("dns")
         hw.wlan(hw.AP_IF).active(False)
         ap_on = False
         _log.info("access point down")
-
-
-def _drop(name):
-    sys.modules.pop("perch." + name, None)
-    p = sys.modules["perch"]
-    if hasattr(p, name):
-        delattr(p, name)
 
 
 # --- radio work: only the supervisor task calls these ------------------------------
@@ -258,7 +252,7 @@ async def run():
             _log.exc(e, "wifi supervisor step failed")
             await asyncio.sleep_ms(1000)
         if job is None and (link is not None or not saved()):
-            _drop("wifijoin")  # nothing to join: give its code back
+            drop("wifijoin")  # nothing to join: give its code back
         # A page's request (a scan, a join) cuts the wait short.
         t = _TICK_MS
         while t > 0 and not scanning and job is None:
