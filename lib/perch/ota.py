@@ -1,23 +1,22 @@
-# OTA, the part that stays in RAM: state and status, the trial confirmation by health check,
-# one route for /api/ota... and /firmware..., and the "ota" and "rollback" MQTT commands. The
-# work behind them loads per use and is dropped after, so that one look at the firmware page
-# does not cost RAM for good: GET /api/ota and the page load ota_page (and httpc for the
-# version list, only with ota.server set), an upload ota_install and unpack, the other
-# POSTs and the commands ota_cmd.
+# OTA, the part that stays in RAM: state and status, one route for /api/ota... and
+# /firmware..., and the "ota" and "rollback" MQTT commands. The work behind them loads per use
+# and is dropped after, so that one look at the firmware page does not cost RAM for good: GET
+# /api/ota and the page load ota_page (and httpc for the version list, only with ota.server
+# set), an upload ota_install and unpack, the other POSTs and the commands ota_cmd. The trial
+# confirmation by health check (ota_trial) stays only till the running version is confirmed.
 import asyncio
 import gc
-import io
-import time
 
 from micropython import const
 
-from perch import hw, log
+from perch import log
 from perch.config import drop as drop_module
 from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
-_LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "unpack_head", "slotwrite",
-         "httpc", "fwimage", "slots")
+_ROOM = const(4608)  # pow() with 2048-bit numbers needs ~4.3 KB; unpack._take ~4.1 KB
+_LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "unpack_head", "unpack_body",
+         "slotwrite", "httpc", "fwimage", "slots")
 BUSY = ("downloading", "installing", "rebooting")
 
 LOG = log.Logger("ota")
@@ -30,25 +29,19 @@ def work(name="ota_cmd"):
 
 
 def blocks():
-    """An install's blocks of ~2 KB, taken after a collection and before its code loads, while
-    the heap still has such blocks (the code then goes into smaller holes): a compressed
-    block (unpack._ZMAX), room for the inflater and the signature check's numbers, and the
-    copy buffer (1 KB: 2 KB copies ~10% faster on the Unix port, far above what Wi-Fi and
-    flash allow, for 1 KB more at the peak). The reader takes what is missing later."""
+    """An install's blocks, taken after a collection and before its code loads, while the
+    heap still has a long free run (the code then goes into smaller holes): the copy buffer
+    (1 KB: 2 KB copies ~10% faster on the Unix port, far above what Wi-Fi and flash allow)
+    and room, a run kept free for the signature check's numbers and then the inflater's
+    blocks (see unpack_body._take)."""
     gc.collect()
-    bio = room = buf = None
+    b = [None, None]
     try:
-        bio = io.BytesIO(2112)
-        room = bytearray(1888)
+        b[0] = bytearray(1024)
+        b[1] = bytearray(_ROOM)
     except MemoryError:
         pass
-    for n in (1024, 512):
-        try:
-            buf = bytearray(n)
-            break
-        except MemoryError:
-            pass
-    return [bio, room, buf]
+    return b
 
 
 def drop(o):
@@ -70,17 +63,7 @@ class OTA:
         self.index = self.index_ms = self.index_error = None
         self.peak_alloc = 0
         self.fw = False  # the firmware partitions' labels, read on first use (fixed till reboot)
-        slots = lazy("slots")
-        st = slots.load()
-        self.trial = bool(st["trial"])
-        self.reason = st["reason"]
-        self.fw_trial = None
-        if slots.exists("app/firmware.json"):
-            from perch import fwimage
-
-            fwimage.boot(self, st)
-            drop(self)
-        self.confirmed = not self.trial and not self.fw_trial
+        lazy("ota_trial").boot(self)  # trial, reason, fw_trial, confirmed
 
     def status(self):
         p = self.progress
@@ -93,50 +76,10 @@ class OTA:
                 "firmware_pending": self.fw_trial.get("version") if self.fw_trial else None}
 
 
-def _failing(ctx):
-    bad = [] if ctx.started else ["app"]
-    for n, fn in ctx.health.items():
-        try:
-            ok = fn()
-        except Exception:
-            ok = False
-        if not ok:
-            bad.append(n)
-    # microdot sets .server once its listening socket is up
-    if getattr(ctx.web, "server", None) is None:
-        bad.append("web")
-    return bad
-
-
-async def _confirm(o):
-    ctx = o.ctx
-    if o.reason:
-        LOG.warning("rolled back", reason=o.reason, running=ctx.version)
-    limit = ctx.cfg["ota.confirm_s"]
-    while _failing(ctx):
-        await asyncio.sleep_ms(500 if o.trial else 5000)
-        late = time.ticks_diff(time.ticks_ms(), ctx.boot_ms) > limit * 1000
-        if late and (o.trial or o.fw_trial):
-            why = "health check did not pass within %d s: %s" % (limit, ", ".join(_failing(ctx)))
-            LOG.error("trial failed, resetting", reason=why)
-            try:
-                with open("app/crash.txt", "w") as f:
-                    f.write(why)
-            except OSError:
-                pass
-            await asyncio.sleep_ms(200)
-            hw.reset()
-    if o.trial:
-        lazy("slots").confirm()
-        LOG.info("version confirmed", version=ctx.version)
-    hw.mark_app_valid()
-    if o.fw_trial:
-        from perch import fwimage
-
-        fwimage.confirmed(o)
-        drop(o)
-    o.confirmed = True
-    # a confirmed version that stays up is not in a boot loop: clear its crash count
+async def _trial(o):
+    # The health check's code only till the running version is confirmed; a confirmed
+    # version that stays up is not in a boot loop: clear its crash count.
+    await lazy("ota_trial").run(o)
     await asyncio.sleep(_HEALTHY_AGAIN_S)
     lazy("slots").confirm()
 
@@ -170,4 +113,4 @@ def setup(ctx):
             drop(o)
 
     ctx.commands["ota"] = ctx.commands["rollback"] = command
-    asyncio.create_task(_confirm(o))
+    asyncio.create_task(_trial(o))

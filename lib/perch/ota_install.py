@@ -57,17 +57,16 @@ def reader(o, total, b=None):
     # App and firmware bundles share the pipeline; the manifest's type picks the sink.
     # b: what ota.blocks() took before this code loaded.
     b = b or blocks()
-    bio, room, buf = b
+    buf, room = b
     b.clear()  # the reader owns them now: room must be free once it lets go of it
     if buf is None:
-        raise MemoryError
+        buf = bytearray(512)
     _sample(o)
     from perch import unpack
 
     cfg = o.ctx.cfg
     r = unpack.Reader(cfg["ota.keys"], cfg["ota.allow_unsigned"], cfg["ota.min_version"],
                       None, unpack.free_bytes(), total, buf)
-    r.bio = bio
     r.room = room
     r.sample = lambda: _sample(o)
     o.reader = r

@@ -10,38 +10,17 @@
 # A source has readinto(mv) -> bytes read now, 0 at the end, or None when it would block, and
 # async wait(mv), which waits for some: the copy loop calls no coroutine while data is there.
 import asyncio
-import gc
-import hashlib
-import io
-import json
 import os
 
-import deflate
 from micropython import const
 
 from perch.bundle import BundleError
 from perch.config import lazy
 
 _CHUNK = const(2048)
-_BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
-_ZMAX = const(2112)  # largest compressed block: 2048 random bytes deflate to ~2100
-_ROOM = const(1888)  # the inflater's state and window (64-bit), see _inflate
 _TICK = const(16384)  # yield to the event loop at least this often while data keeps coming
 _SAMPLE = const(1048576)  # heap sample interval: a gc.collect() costs 1-2 ms
-_MAX_PATH = const(96)
 MANIFEST = "app/.m"  # the manifest while installing; an app install renames it into the slot
-
-
-def check_path(p):
-    if not isinstance(p, str) or not p or len(p) > _MAX_PATH:
-        raise BundleError("bad file path %r" % (p,))
-    if p[0] == "/" or "\\" in p or ":" in p:
-        raise BundleError("absolute path refused: %s" % p)
-    for part in p.split("/"):
-        if part in ("", ".", ".."):
-            raise BundleError("path leaves the slot: %s" % p)
-    if p == "boot.py" or p == "manifest.json":
-        raise BundleError("bundle may not replace %s" % p)
 
 
 class Reader:
@@ -62,18 +41,12 @@ class Reader:
         self.mark = _TICK
         self.next = _SAMPLE
         self.sample = None
-        self.bio = self.room = None
+        self.room = None
         self.stage = "header"
         self.mv = memoryview(buf if buf is not None else bytearray(_CHUNK))
 
     def _short(self):
         return BundleError("truncated bundle (%s, %d bytes read)" % (self.stage, self.done))
-
-    def _take(self):
-        # what the caller could not take before (ota.blocks). Not in run(): MicroPython's GC
-        # sees a coroutine's stale stack slots, and room must be free once _inflate lets go.
-        self.bio = io.BytesIO(_ZMAX)
-        self.room = bytearray(_ROOM)
 
     async def _tick(self):
         # the copy loop never waits while the socket has data: let the other tasks run
@@ -119,54 +92,16 @@ class Reader:
                 await self._tick()
 
     async def run(self, src, make_sink, check=None):
-        sink = None
+        self.sink = None
         try:
-            # the header, manifest and signature code is only needed till the files start
+            # each half's code only while it runs: the header, manifest and signature, then
+            # the files
             man, nfiles = await lazy("unpack_head").head(self, src)
-            self.stage = "files"
-            if self.bio is None:
-                gc.collect()
-                self._take()
-            if self.sample:
-                self.sample()
-            sink = make_sink(man)
-            sink.begin(man, nfiles)
-            with open(MANIFEST) as f:
-                f.readline()  # checked by unpack_head
-                self.comma = None
-                while True:
-                    ent = self._entry(f)
-                    if ent is None:
-                        break
-                    p = ent["path"]
-                    self.stage = "file " + p
-                    left = ent["size"]
-                    h = hashlib.sha256()
-                    sink.open(p, left)
-                    if "zsize" in ent:
-                        await self._inflate(src, left, ent["zsize"], sink, h, man["wbits"])
-                    else:
-                        await self._pump(src, left, sink, h)
-                    if h.digest().hex() != ent["sha256"]:
-                        raise BundleError("sha256 mismatch in %s" % p)
-                    sink.close()
-            self.stage = "trailer"
-            b = self.mv[:1]
-            n = src.readinto(b)
-            if n is None:
-                n = await src.wait(b)
-            if n:
-                raise BundleError("trailing data after the last file")
-            self.stage = "commit"
-            if check:
-                check()
-            sink.commit(MANIFEST)
-            self.stage = "done"
-            return man
+            return await lazy("unpack_body").body(self, src, make_sink, man, nfiles, check)
         except BaseException as e:
             try:
-                if sink is not None:
-                    sink.abort()
+                if self.sink is not None:
+                    self.sink.abort()
             except Exception:
                 pass
             if isinstance(e, (BundleError, asyncio.CancelledError)):
@@ -179,81 +114,6 @@ class Reader:
                 os.remove(MANIFEST)
             except OSError:
                 pass
-
-    def _json(self, s):
-        try:
-            d = json.loads(s)
-        except ValueError:
-            d = None
-        if not isinstance(d, dict):
-            raise BundleError("manifest is not valid JSON")
-        return d
-
-    def _entry(self, f):
-        # The next file entry, one JSON object per line, or None at the closing "]}".
-        # self.comma: whether the previous entry ended in a comma (None before the first).
-        # No limit: readline(n) takes n bytes at once, and the manifest (at most
-        # _MAX_MANIFEST) was checked against its signature before any entry is read.
-        s = f.readline().rstrip()
-        if self.comma if s == "]}" else self.comma is False:
-            raise BundleError("manifest is not valid JSON")
-        if s == "]}":
-            return None
-        self.comma = s.endswith(",")
-        ent = self._json(s[:-1] if self.comma else s)
-        p = ent.get("path")
-        check_path(p)
-        size = ent.get("size")
-        z = ent.get("zsize", 0)
-        if not isinstance(size, int) or not isinstance(z, int) or size < 0 or z < 0:
-            raise BundleError("bad size for %s" % p)
-        sha = ent.get("sha256")
-        if not isinstance(sha, str) or len(sha) != 64:
-            raise BundleError("bad sha256 for %s" % p)
-        return ent
-
-    async def _inflate(self, src, left, z, out, h, wbits):
-        # Each block is a length (u16 BE) and a raw deflate stream of up to _BLOCK bytes:
-        # it is read whole into a small BytesIO and inflated from there, as DeflateIO can
-        # only pull from a blocking stream and reads it one byte per call.
-        mv = self.mv
-        c = len(mv)
-        bio = self.bio or io.BytesIO(_ZMAX)  # (run() took it)
-        bad = BundleError("corrupt compressed data in %s" % self.stage[5:])
-        while left:
-            await self._fill(src, mv[:2])
-            zl = mv[0] << 8 | mv[1]
-            z -= zl + 2
-            if zl > _ZMAX or z < 0:
-                raise bad
-            bio.seek(0)
-            while zl:
-                k = min(zl, c)
-                await self._fill(src, mv[:k])
-                bio.write(mv[:k])
-                zl -= k
-            bio.seek(0)
-            # The inflater's state and window (~1.9 KB on 64-bit, two blocks) go where room
-            # was (also the signature check's numbers), or where the last block's were: a
-            # failed allocation collects, which frees them.
-            self.room = None
-            d = deflate.DeflateIO(bio, deflate.RAW, wbits)
-            k = min(left, _BLOCK)
-            left -= k
-            while k:
-                b = mv[:min(k, c)]
-                try:
-                    n = d.readinto(b)
-                except (OSError, ValueError, EOFError):
-                    n = 0
-                if n != len(b):
-                    raise bad
-                h.update(b)
-                out.write(b)
-                k -= n
-            del d
-        if z:
-            raise bad
 
 
 def free_bytes():

@@ -1,0 +1,113 @@
+# The second part of reading a bundle (unpack.Reader), loaded once unpack_head has checked the
+# header, the signature and every manifest entry, and dropped with the reader: each file is
+# copied or inflated into the sink while its SHA-256 is computed, then the sink commits.
+import gc
+import hashlib
+import io
+import json
+
+import deflate
+from micropython import const
+
+from perch.bundle import BundleError
+from perch.unpack import MANIFEST
+
+_BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
+_ZMAX = const(2112)  # largest compressed block: 2048 random bytes deflate to ~2100
+_ROOM = const(1888)  # the inflater's state and window (64-bit), see _inflate
+
+
+def _take(r):
+    # The inflater's blocks, once the header's code and the signature check's numbers are
+    # gone (into the run ota.blocks kept free for both): the compressed block, and room, a
+    # place kept for the inflater's state and window until the first block (the sink's code
+    # loads in between). Not in body(): MicroPython's GC sees a coroutine's stale stack
+    # slots, and room must be free once _inflate lets go of it.
+    r.room = None
+    gc.collect()
+    r.bio = io.BytesIO(_ZMAX)
+    r.room = bytearray(_ROOM)
+
+
+async def body(r, src, make_sink, man, nfiles, check):
+    r.stage = "files"
+    _take(r)
+    if r.sample:
+        r.sample()
+    r.sink = sink = make_sink(man)
+    sink.begin(man, nfiles)
+    with open(MANIFEST) as f:
+        f.readline()  # checked by unpack_head, like every entry
+        while True:
+            s = f.readline().rstrip()
+            if s == "]}":
+                break
+            ent = json.loads(s[:-1] if s[-1] == "," else s)
+            p = ent["path"]
+            r.stage = "file " + p
+            left = ent["size"]
+            h = hashlib.sha256()
+            sink.open(p, left)
+            if "zsize" in ent:
+                await _inflate(r, src, left, ent["zsize"], sink, h, man["wbits"])
+            else:
+                await r._pump(src, left, sink, h)
+            if h.digest().hex() != ent["sha256"]:
+                raise BundleError("sha256 mismatch in %s" % p)
+            sink.close()
+    r.stage = "trailer"
+    b = r.mv[:1]
+    n = src.readinto(b)
+    if n is None:
+        n = await src.wait(b)
+    if n:
+        raise BundleError("trailing data after the last file")
+    r.stage = "commit"
+    if check:
+        check()
+    sink.commit(MANIFEST)
+    r.stage = "done"
+    return man
+
+
+async def _inflate(r, src, left, z, out, h, wbits):
+    # Each block is a length (u16 BE) and a raw deflate stream of up to _BLOCK bytes: it is
+    # read whole into a small BytesIO and inflated from there, as DeflateIO can only pull
+    # from a blocking stream and reads it one byte per call.
+    mv = r.mv
+    c = len(mv)
+    bio = r.bio
+    bad = BundleError("corrupt compressed data in %s" % r.stage[5:])
+    while left:
+        await r._fill(src, mv[:2])
+        zl = mv[0] << 8 | mv[1]
+        z -= zl + 2
+        if zl > _ZMAX or z < 0:
+            raise bad
+        bio.seek(0)
+        while zl:
+            k = min(zl, c)
+            await r._fill(src, mv[:k])
+            bio.write(mv[:k])
+            zl -= k
+        bio.seek(0)
+        # The inflater's state and window (~1.9 KB on 64-bit, two blocks) go where room was,
+        # or where the last block's were: a failed allocation collects, which frees them.
+        r.room = None
+        d = deflate.DeflateIO(bio, deflate.RAW, wbits)
+        k = min(left, _BLOCK)
+        left -= k
+        while k:
+            b = mv[:min(k, c)]
+            try:
+                n = d.readinto(b)
+            except (OSError, ValueError, EOFError):
+                n = 0
+            if n != len(b):
+                raise bad
+            h.update(b)
+            out.write(b)
+            k -= n
+        del d
+    if z:
+        raise bad
