@@ -57,10 +57,9 @@ def reader(o, total, b=None):
     # App and firmware bundles share the pipeline; the manifest's type picks the sink.
     # b: what ota.blocks() took before this code loaded.
     b = b or blocks()
-    buf, room = b
+    buf = b.pop(0) if b else bytearray(512)
+    room = b[:]
     b.clear()  # the reader owns them now: room must be free once it lets go of it
-    if buf is None:
-        buf = bytearray(512)
     _sample(o)
     from perch import unpack
 

@@ -43,7 +43,7 @@ async def run(o):
         LOG.warning("rolled back", reason=o.reason, running=ctx.version)
     limit = ctx.cfg["ota.confirm_s"]
     while _failing(ctx):
-        await asyncio.sleep_ms(500 if o.trial else 5000)
+        await asyncio.sleep_ms(500)
         late = time.ticks_diff(time.ticks_ms(), ctx.boot_ms) > limit * 1000
         if late and (o.trial or o.fw_trial):
             why = "health check did not pass within %d s: %s" % (limit, ", ".join(_failing(ctx)))
