@@ -2,14 +2,12 @@
 # which the version list needs too. Reading a bundle is unpack.py.
 from micropython import const
 
+from perch.unpack import BundleError  # noqa: F401 (bundle.BundleError for its users)
+
 _SIG_LEN = const(256)
 _E = const(65537)
 # DER prefix of DigestInfo for SHA-256 (RFC 8017 §9.2 note 1)
 _DIGEST_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
-
-
-class BundleError(Exception):
-    pass
 
 
 def parse_version(s):

@@ -8,8 +8,8 @@ import os
 from micropython import const
 
 from perch import hw, slots
-from perch.bundle import BundleError
 from perch.config import write_atomic
+from perch.unpack import BundleError
 
 _BLOCK = const(4096)
 _IMAGE_MAGIC = const(0xE9)

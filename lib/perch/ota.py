@@ -55,6 +55,12 @@ def drop(o):
 
 
 class OTA:
+    # set by ota_trial.boot (annotations only: no code, no names at run time)
+    trial: bool
+    confirmed: bool
+    reason: str | None
+    fw_trial: dict | None
+
     def __init__(self, ctx):
         self.ctx = ctx
         self.state = "idle"

@@ -3,9 +3,9 @@
 # is unpack, firmware images fwimage.
 import gc
 
-from perch import bundle
 from perch.ota import BUSY, LOG, blocks
 from perch.replay import Replay as _Replay
+from perch.unpack import BundleError
 from perch.web import json_error
 
 
@@ -17,7 +17,9 @@ def check(o, version=None):
                          % o.ctx.version)
     if version is not None:
         floor = o.ctx.cfg["ota.min_version"]
-        if bundle.version_lt(version, floor):
+        from perch.bundle import version_lt
+
+        if version_lt(version, floor):
             raise ValueError("version %s is below ota.min_version %s" % (version, floor))
 
 
@@ -61,7 +63,7 @@ def reader(o, total, b=None):
     room = b[:]
     b.clear()  # the reader owns them now: room must be free once it lets go of it
     _sample(o)
-    from perch import unpack
+    from perch import unpack  # (loaded already, for BundleError)
 
     cfg = o.ctx.cfg
     r = unpack.Reader(cfg["ota.keys"], cfg["ota.allow_unsigned"], cfg["ota.min_version"],
@@ -96,7 +98,7 @@ async def upload(o, req, b):
         man = await reader(o, n, b).run(src, sink)
     except ValueError as e:
         return json_error(409 if o.state in BUSY else 400, str(e))
-    except (bundle.BundleError, MemoryError) as e:
+    except (BundleError, MemoryError) as e:
         nomem = isinstance(e, MemoryError)
         fail(o, "not enough memory to install" if nomem else str(e))
         if src is not None:

@@ -14,13 +14,17 @@ import os
 
 from micropython import const
 
-from perch.bundle import BundleError
-from perch.config import lazy
+from perch.config import drop, lazy
 
 _CHUNK = const(2048)
 _TICK = const(16384)  # yield to the event loop at least this often while data keeps coming
 _SAMPLE = const(1048576)  # heap sample interval: a gc.collect() costs 1-2 ms
 MANIFEST = "app/.m"  # the manifest while installing; an app install renames it into the slot
+
+
+class BundleError(Exception):
+    # here, not in bundle.py, which only the header needs (see run)
+    pass
 
 
 class Reader:
@@ -97,6 +101,7 @@ class Reader:
             # each half's code only while it runs: the header, manifest and signature, then
             # the files
             man, nfiles = await lazy("unpack_head").head(self, src)
+            drop("bundle")  # versions and the signature check: not needed for the files
             return await lazy("unpack_body").body(self, src, make_sink, man, nfiles, check)
         except BaseException as e:
             try:

@@ -9,8 +9,7 @@ import json
 import deflate
 from micropython import const
 
-from perch.bundle import BundleError
-from perch.unpack import MANIFEST
+from perch.unpack import MANIFEST, BundleError
 
 _BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
 _ZMAX = const(2112)  # largest compressed block: 2048 random bytes deflate to ~2100
