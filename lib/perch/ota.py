@@ -14,7 +14,7 @@ from perch.config import drop as drop_module
 from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
-_RUN = const(2240)  # pow() with 2048-bit numbers needs ~4.3 KB; unpack_body._take 2 x ~2 KB
+_RUNS = (1024, 2128, 1336, 1024)  # copy buffer; compressed block, inflater state and window
 _LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "unpack_head", "unpack_body",
          "slotwrite", "httpc", "fwimage", "slots")
 BUSY = ("downloading", "installing", "rebooting")
@@ -30,17 +30,17 @@ def work(name="ota_cmd"):
 
 def blocks():
     """An install's blocks, taken after a collection and before its code loads, while the
-    heap still has runs of ~2 KB (the code then goes into smaller holes): the copy buffer
-    (1 KB: 2 KB copies ~10% faster on the Unix port, far above what Wi-Fi and flash allow)
-    and two runs kept free for the signature check's numbers, then for the inflater's
-    blocks (see unpack_body._take)."""
+    heap still has runs of 1-2 KB (the code then goes into smaller holes): the copy buffer
+    (1 KB: 2 KB copies ~10% faster on the Unix port, far above what Wi-Fi and flash allow),
+    then runs kept free for the signature check's numbers and after that for the inflater's
+    blocks, one of each size (see unpack_body._take)."""
     gc.collect()
     b = []
-    for n in (1024, _RUN, _RUN):
+    for n in _RUNS:
         try:
             b.append(bytearray(n))
         except MemoryError:
-            break
+            pass
     return b
 
 

@@ -59,7 +59,7 @@ def reader(o, total, b=None):
     # App and firmware bundles share the pipeline; the manifest's type picks the sink.
     # b: what ota.blocks() took before this code loaded.
     b = b or blocks()
-    buf = b.pop(0) if b else bytearray(512)
+    buf = b.pop(0) if b and len(b[0]) == 1024 else bytearray(512)
     room = b[:]
     b.clear()  # the reader owns them now: room must be free once it lets go of it
     _sample(o)

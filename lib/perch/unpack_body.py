@@ -13,7 +13,8 @@ from perch.unpack import MANIFEST, BundleError
 
 _BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
 _ZMAX = const(2112)  # largest compressed block: 2048 random bytes deflate to ~2100
-_ROOM = const(1888)  # the inflater's state and window (64-bit), see _inflate
+_WINDOW = const(1024)  # the inflater's window (1 << wbits: 10 in our bundles), see _inflate
+_STATE = const(1336)  # and its state (64-bit)
 
 
 def _take(r):
@@ -25,7 +26,10 @@ def _take(r):
     r.room = None
     gc.collect()
     r.bio = io.BytesIO(_ZMAX)
-    r.room = bytearray(_ROOM)
+    try:
+        r.room = (bytearray(_STATE), bytearray(_WINDOW))  # the larger first
+    except MemoryError:
+        pass  # the inflater may still find its place
 
 
 async def body(r, src, make_sink, man, nfiles, check):
