@@ -14,7 +14,7 @@ from perch.config import drop as drop_module
 from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
-_RUNS = (1024, 2128, 1336, 1024)  # copy buffer; compressed block, inflater state and window
+_RUNS = (1024, 1336, 1024)  # the copy buffer; the inflater's state and window
 _LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "unpack_head", "unpack_body",
          "slotwrite", "httpc", "fwimage", "slots")
 BUSY = ("downloading", "installing", "rebooting")
