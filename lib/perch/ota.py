@@ -14,7 +14,6 @@ from perch.config import drop as drop_module
 from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
-_RUNS = (1024, 1336, 1024)  # the copy buffer; the inflater's state and window
 _LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "unpack_head", "unpack_body",
          "slotwrite", "httpc", "fwimage", "slots")
 BUSY = ("downloading", "installing", "rebooting")
@@ -36,7 +35,7 @@ def blocks():
     blocks, one of each size (see unpack_body._take)."""
     gc.collect()
     b = []
-    for n in _RUNS:
+    for n in (1024, 1336, 1024):  # the copy buffer; the inflater's state and window
         try:
             b.append(bytearray(n))
         except MemoryError:

@@ -1,5 +1,7 @@
-# Streaming reader of Perch bundles (format 2, see README "Bundle format"); its first part
-# (header, manifest, signature) is unpack_head, the writer of an app slot slotwrite.
+# Streaming reader of Perch bundles (format 2, see README "Bundle format"): the reader's state,
+# its copy loop, and its two halves, each loaded only while it runs: unpack_head (header,
+# manifest, signature, every entry checked), then unpack_body (the files). The writer of an
+# app slot is slotwrite.
 #
 # One pass over the source with one fixed buffer: header, manifest (parked on flash, read back
 # one line, so one file entry, at a time), signature check, then each file is copied or
@@ -103,7 +105,7 @@ class Reader:
             # the files
             man, nfiles = await lazy("unpack_head").head(self, src)
             drop("bundle")  # versions and the signature check: not needed for the files
-            return await lazy("unpack_body").body(self, src, make_sink, man, nfiles, check)
+            return await lazy("unpack_body").run(self, src, make_sink, man, nfiles, check)
         except BaseException as e:
             try:
                 if self.sink is not None:

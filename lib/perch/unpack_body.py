@@ -19,7 +19,7 @@ _STATE = const(1336)  # and its state (64-bit)
 def _take(r):
     # The inflater's blocks, once the header's code and the signature check's numbers are
     # gone (into the runs ota.blocks kept free for both): room, a place kept for its state
-    # and window until the first block (the sink's code loads in between). Not in body():
+    # and window until the first block (the sink's code loads in between). Not in run():
     # MicroPython's GC sees a coroutine's stale stack slots, and room must be free once
     # _inflate lets go of it.
     r.room = None
@@ -30,7 +30,7 @@ def _take(r):
         pass  # the inflater may still find its place
 
 
-async def body(r, src, make_sink, man, nfiles, check):
+async def run(r, src, make_sink, man, nfiles, check):
     r.stage = "files"
     _take(r)
     if r.sample:
