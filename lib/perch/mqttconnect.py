@@ -2,16 +2,74 @@
 # setting up the client for a broker URL (SPEC §5): the uplink loads this module for each of
 # these and drops it after, so that a connected board does not keep code it runs once per
 # connection.
+#
+# umqtt.simple (unmodified) builds CONNECT and SUBSCRIBE on a blocking socket. Here its socket
+# is _WIRE, in RAM: each umqtt call runs synchronously against it and stops at its first read
+# (the answer it would block on is the uplink's to wait for). umqtt is imported for a connect
+# and dropped after: publishing needs none of it.
 
 import asyncio
 import errno
 import random
 import select
 import socket
+import sys
 import time
 
 from perch import uplink
 from perch.config import drop
+
+
+class _Wire:
+    """umqtt.simple's socket, and its `socket` module: collects writes; a read ends the call."""
+
+    out: bytearray
+
+    def write(self, buf, n=-1):
+        self.out.extend(buf if n < 0 else memoryview(buf)[:n])
+
+    def read(self, n):
+        raise EOFError  # umqtt waits for the broker's answer: the packet is built
+
+    def socket(self, *a):
+        return self
+
+    # in umqtt's connect(), getaddrinfo(...)[0][-1] is the wire too; the rest do nothing
+    getaddrinfo = __getitem__ = connect = setblocking = close = socket
+
+
+def _run(w, fn, *args):
+    # one umqtt call against the wire; returns the bytes it wrote (a fresh bytearray)
+    w.out = bytearray()
+    try:
+        fn(*args)
+    except EOFError:
+        pass
+    return w.out
+
+
+def _packets(up):
+    # CONNECT (with the will) and SUBSCRIBE, from a umqtt client made for them and dropped
+    import umqtt.simple as m
+
+    try:
+        w = _Wire()
+        m.socket = w  # umqtt's connect() opens its socket through its module global
+        b = uplink._b
+        c = m.MQTTClient(b(up.client_id), "", 1, b(up.user), b(up.password), up.keepalive_s)
+        c.sock = w
+        if up.status_topic:
+            c.set_last_will(b(up.status_topic), b"offline", True, 1)
+        sub = None
+        if up.sub_topic:
+            c.set_callback(up.on_msg)
+            c.pid = up.pid % 65535  # a SUBSCRIBE's id must not be one a PUBLISH waits on
+            sub = _run(w, c.subscribe, b(up.sub_topic), 1)
+            up.pid = c.pid
+        return _run(w, c.connect), sub
+    finally:
+        sys.modules.pop("umqtt.simple", None)
+        sys.modules.pop("umqtt", None)
 
 
 async def connect(up):
@@ -72,9 +130,10 @@ async def connect(up):
         raise
     up._connack = -1
     up._ev.clear()
+    con, sub = _packets(up)
     up._reader_task = asyncio.create_task(up._reader(up._stream))
     # nobody else sends before the state says connected
-    await up._send(uplink._run(up._c.connect))
+    await up._send(con)
     try:
         while up._connack < 0:
             if up._dead:
@@ -94,10 +153,10 @@ async def connect(up):
     # last_error stays: it tells why the previous connection ended
     up._ev.set()
     uplink._log.info("connected", broker=up.url)
-    if up.sub_topic:
+    if sub:
         await up._take()  # the pump may publish already
         try:
-            await up._send(up._pkt(up._c.subscribe, uplink._b(up.sub_topic), 1))
+            await up._send(sub)
         finally:
             up._busy = False
     if up.status_topic:
@@ -114,15 +173,7 @@ def target(up, url):
     finally:
         drop("brokerurl")
     up.host, up.port, up.tls = u["host"], u["port"], u["tls"]
-    b = uplink._b
-    c = uplink._simple.MQTTClient(b(up.client_id), "", 1, b(u["user"]), b(u["password"]),
-                                  up.keepalive_s)
-    c.sock = uplink._WIRE
-    if up.status_topic:
-        c.set_last_will(b(up.status_topic), b"offline", True, 1)
-    if up.on_msg:
-        c.set_callback(up.on_msg)
-    up._c = c
+    up.user, up.password = u["user"], u["password"]
 
 
 def failed(up, e, fails):
@@ -134,6 +185,18 @@ def failed(up, e, fails):
         uplink._log.warning("connect failed", broker=up.url, error=msg)
     # the same failure again: the console needs it once, not every backoff
     up.last_error = msg
+    close(up)
+    up.state = "backoff"
+    # exponential, capped, with "equal jitter": half fixed, half random, so a fleet that
+    # lost the same broker does not come back in lock-step
+    d = min(1000 << min(fails - 1, 10), max(up.backoff_max_ms, 1000))
+    d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
+    up.last_backoff_ms = d
+    return d
+
+
+def close(up):
+    """Stop reading and close the link (failed, or telemetry going quiet for an install)."""
     if up._reader_task:
         up._reader_task.cancel()
         up._reader_task = None
@@ -143,13 +206,6 @@ def failed(up, e, fails):
         except Exception:
             pass
         up._stream = None
-    up.state = "backoff"
-    # exponential, capped, with "equal jitter": half fixed, half random, so a fleet that
-    # lost the same broker does not come back in lock-step
-    d = min(1000 << min(fails - 1, 10), max(up.backoff_max_ms, 1000))
-    d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
-    up.last_backoff_ms = d
-    return d
 
 
 def describe(e):
