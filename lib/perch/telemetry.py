@@ -40,6 +40,8 @@ config_error: Any = None
 _url: Any = 0  # not a URL: the first _follow_config() sets up the configured one
 cmds: list = []  # commands waiting (bytes); the first is the one running
 _logq: list = []  # log lines waiting to be forwarded
+_tasks: list = []  # the uplink's and the pump's
+_quiet = 0  # 1: an install asked for quiet; 2: and the uplink is down and dropped
 
 
 def now_ns():
@@ -51,7 +53,8 @@ def now_ns():
 def status():
     st = ob.stats()
     st.update(up.status() if up else
-              {"state": "disabled", "broker": None, "last_error": config_error})
+              {"state": "quiet" if _quiet else "disabled", "broker": None,
+               "last_error": config_error})
     st["samples"] = samples
     st["interval_s"] = interval_s
     st["sensor_errors"] = errors
@@ -101,28 +104,70 @@ async def _sample():
 
 def _put(src, fields, ts):
     q = ob.put(src, fields, ts)
-    if not up:
+    if not (up or _quiet):
         _log.info("reading", line=ob.line(q).decode())  # no broker: the log is the only consumer
 
 
 # -- the broker -------------------------------------------------------------------------
 def _follow_config():
-    # mqtt.url changed (settings page, PATCH /api/config): follow it without a reboot
-    if ctx.cfg["mqtt.url"] != _url:
+    # mqtt.url changed (settings page, PATCH /api/config), or an install gave the uplink
+    # back (quiet(False)): follow it without a reboot
+    global _url
+    if ctx.cfg["mqtt.url"] != _url and not _quiet:
         from perch import telesetup
 
-        telesetup.broker(ctx.cfg["mqtt.url"])
+        try:
+            telesetup.broker(ctx.cfg["mqtt.url"])
+        except MemoryError:
+            _url = 0  # the next round tries again
         drop("telesetup")
 
 
 def _healthy():
-    return up.state == "connected"
+    return up and up.state == "connected"
 
 
 def _start():
     if up:
-        asyncio.create_task(up.run())
-        asyncio.create_task(_pump())
+        _tasks.append(asyncio.create_task(up.run()))
+        _tasks.append(asyncio.create_task(_pump()))
+
+
+def quiet(on):
+    """ctx.quiet: an install starts (True): close the link and drop the uplink's code, so
+    the upload has its RAM; sampling goes on into the outbox. It failed (False): the next
+    sampling round brings the uplink back and the outbox replays, oldest first."""
+    global _quiet, _url
+    if on:
+        _quiet = _quiet or 1
+        if not cmds:
+            _hush()  # else once the running command published its result (_commands)
+    else:
+        if _quiet > 1:
+            _url = 0
+        _quiet = 0
+
+
+def _hush():
+    global up, _quiet
+    u = up
+    if not u or _quiet != 1:
+        return
+    _quiet = 2
+    up = None
+    for k in _tasks:
+        k.cancel()
+    _tasks.clear()
+    if u._stream:
+        try:
+            u._stream.write(b"\xe0\x00")  # DISCONNECT: a clean close, no will published
+        except Exception:
+            pass
+    from perch.uplink import _mc
+
+    _mc("close", u)
+    _log.info("quiet: uplink down for an install")
+    drop("uplink")
 
 
 async def _pump():
@@ -175,6 +220,7 @@ async def _commands():
     finally:
         cmds.clear()  # only after a failure (say a MemoryError): the next command starts afresh
         drop("command")
+        _hush()  # an OTA command asked for quiet: its result is out
 
 
 def _on_log(level, line):
@@ -187,6 +233,7 @@ def _on_log(level, line):
 def setup(c):
     global ctx
     ctx = c
+    c.quiet = quiet
     from perch import telesetup  # run once: loaded, dropped after
 
     telesetup.setup()

@@ -59,7 +59,7 @@ def broker(url, first=False):
             t.up = Uplink(url, did, cfg["mqtt.keepalive_s"], cfg["mqtt.timeout_s"] * 1000,
                           cfg["mqtt.backoff_max_s"] * 1000, cfg["mqtt.ca"],
                           "devices/%s/status" % did, "devices/%s/cmd" % did, t._on_cmd)
-            if cfg["log.forward"]:
+            if cfg["log.forward"] and t._on_log not in t.log.forwarders:  # back from quiet
                 t.log.forwarders.append(t._on_log)
             # telemetry's: a function made here would keep this module alive
             c.health["mqtt"] = t._healthy
