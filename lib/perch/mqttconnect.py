@@ -54,7 +54,7 @@ def _packets(up):
 
     try:
         w = _Wire()
-        m.socket = w  # umqtt's connect() opens its socket through its module global
+        m.socket = w  # type: ignore  # umqtt's connect() opens its socket through this global
         b = uplink._b
         c = m.MQTTClient(b(up.client_id), "", 1, b(up.user), b(up.password), up.keepalive_s)
         c.sock = w
@@ -154,7 +154,9 @@ async def connect(up):
     up._ev.set()
     uplink._log.info("connected", broker=up.url)
     if sub:
-        await up._take()  # the pump may publish already
+        while up._busy:  # the pump may publish already
+            await asyncio.sleep_ms(10)
+        up._busy = True
         try:
             await up._send(sub)
         finally:

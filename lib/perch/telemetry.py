@@ -37,17 +37,11 @@ interval_s = 10  # the `set` command changes it at once, even over a PERCH_* ove
 errors = 0
 samples = 0
 config_error: Any = None
-_url: Any = 0  # not a URL: the first _follow_config() sets up the configured one
+_url: Any = 0  # not a URL: the first sampling round sets up the configured one
 cmds: list = []  # commands waiting (bytes); the first is the one running
 _logq: list = []  # log lines waiting to be forwarded
 _tasks: list = []  # the uplink's and the pump's
 _quiet = 0  # 1: an install asked for quiet; 2: and the uplink is down and dropped
-
-
-def now_ns():
-    """Nanosecond Unix time, or None while the clock was never set."""
-    t = time.time_ns() + _EPOCH_NS
-    return t if t > _SYNCED_AFTER_NS else None
 
 
 def status():
@@ -63,16 +57,17 @@ def status():
 
 # -- sampling ---------------------------------------------------------------------------
 async def _sample():
-    global errors, samples
+    global errors, samples, _url
     was_up = False
     while True:
         t0 = time.ticks_ms()
-        ts = now_ns()
+        # readings are stamped in ns Unix time, unless the clock was never set
+        ts = time.time_ns() + _EPOCH_NS > _SYNCED_AFTER_NS
         for i, d in enumerate(drivers):
             try:
                 fields = await d.read()
                 if fields is not None:
-                    _put(i + 1, fields, ts and now_ns())
+                    _put(i + 1, fields, time.time_ns() + _EPOCH_NS if ts else None)
             except Exception as e:  # one bad read (or a value line protocol cannot carry)
                 errors += 1
                 _log.warning("sensor read failed", sensor=d.name, error=str(e))
@@ -85,18 +80,28 @@ async def _sample():
             on = rssi = None
         _put(0, (("heap_free", gc.mem_free()), ("uptime_s", ctx.uptime_s()),
                  ("queued", len(ob)), ("dropped", ob.dropped), ("rssi", rssi)),
-             ts and now_ns())
+             time.time_ns() + _EPOCH_NS if ts else None)
         samples += 1
         if on and not was_up:
             if up:
                 up._kick.set()  # the network is back: no need to sit out the backoff
-            if ts is None:
+            if not ts:
                 from perch import sntp  # only a board without a set clock needs it
 
                 asyncio.create_task(sntp.sync())  # it drops itself when done
                 del sntp  # this frame lives on
         was_up = on
-        _follow_config()
+        # mqtt.url changed (settings page, PATCH /api/config), or an install gave the uplink
+        # back (quiet(False)): follow it without a reboot
+        if ctx.cfg["mqtt.url"] != _url and not _quiet:
+            from perch import telesetup
+
+            try:
+                telesetup.broker(ctx.cfg["mqtt.url"])
+            except MemoryError:
+                _url = 0  # the next round tries again
+            drop("telesetup")
+            del telesetup  # this frame lives on
         # re-read each round: the `set` command changes it without a reboot
         left = interval_s * 1000 - time.ticks_diff(time.ticks_ms(), t0)
         await asyncio.sleep_ms(left if left > 0 else 0)
@@ -109,28 +114,8 @@ def _put(src, fields, ts):
 
 
 # -- the broker -------------------------------------------------------------------------
-def _follow_config():
-    # mqtt.url changed (settings page, PATCH /api/config), or an install gave the uplink
-    # back (quiet(False)): follow it without a reboot
-    global _url
-    if ctx.cfg["mqtt.url"] != _url and not _quiet:
-        from perch import telesetup
-
-        try:
-            telesetup.broker(ctx.cfg["mqtt.url"])
-        except MemoryError:
-            _url = 0  # the next round tries again
-        drop("telesetup")
-
-
 def _healthy():
     return up and up.state == "connected"
-
-
-def _start():
-    if up:
-        _tasks.append(asyncio.create_task(up.run()))
-        _tasks.append(asyncio.create_task(_pump()))
 
 
 def quiet(on):
@@ -149,25 +134,11 @@ def quiet(on):
 
 
 def _hush():
-    global up, _quiet
-    u = up
-    if not u or _quiet != 1:
-        return
-    _quiet = 2
-    up = None
-    for k in _tasks:
-        k.cancel()
-    _tasks.clear()
-    if u._stream:
-        try:
-            u._stream.write(b"\xe0\x00")  # DISCONNECT: a clean close, no will published
-        except Exception:
-            pass
-    from perch.uplink import _mc
+    if up and _quiet == 1:
+        from perch import telesetup
 
-    _mc("close", u)
-    _log.info("quiet: uplink down for an install")
-    drop("uplink")
+        telesetup.hush()
+        drop("telesetup")
 
 
 async def _pump():
@@ -236,7 +207,6 @@ def setup(c):
     c.quiet = quiet
     from perch import telesetup  # run once: loaded, dropped after
 
-    telesetup.setup()
+    telesetup.setup()  # starts the uplink's tasks
     drop("telesetup")
     asyncio.create_task(_sample())
-    _start()

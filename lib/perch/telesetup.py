@@ -6,6 +6,8 @@
 #   {"driver": "adc", "pin": 34}, {"driver": "dht22", "pin": 4},
 #   {"driver": "bme280", "scl": 22, "sda": 21, "bus": 0, "addr": 118}
 
+import asyncio
+
 from perch import telemetry as t
 from perch.config import drop
 from perch.outbox import Outbox
@@ -47,13 +49,16 @@ def broker(url, first=False):
     t._url = url
     if not url:
         return  # keeps the old connection until reboot; nothing sensible to switch to
+    from perch import uplink
     from perch.uplink import Uplink, UplinkError
 
     c = t.ctx
     cfg = c.cfg
     try:
         if t.up:
-            t.up.retarget(url)
+            uplink._mc("target", t.up, url)
+            t.up._die(UplinkError("broker changed"))  # reconnect now
+            t.up._kick.set()  # cut a backoff wait short
         else:
             did = c.device_id
             t.up = Uplink(url, did, cfg["mqtt.keepalive_s"], cfg["mqtt.timeout_s"] * 1000,
@@ -63,15 +68,35 @@ def broker(url, first=False):
                 t.log.forwarders.append(t._on_log)
             # telemetry's: a function made here would keep this module alive
             c.health["mqtt"] = t._healthy
-            # at boot, telemetry.setup() starts the tasks once the loop runs
-            if not first:
-                t._start()
+            t._tasks.append(asyncio.create_task(t.up.run()))
+            t._tasks.append(asyncio.create_task(t._pump()))
         t.config_error = None
         if not first:
             t._log.info("broker changed", url=t.up.url)
     except UplinkError as e:
         t.config_error = "mqtt.url: %s" % e
         t._log.error("bad broker URL", error=str(e))
+
+
+def hush():
+    """telemetry.quiet(True): close the link (DISCONNECT: no will published) and drop the
+    uplink's code, so that an install has its RAM."""
+    u = t.up
+    t.up = None
+    t._quiet = 2
+    for k in t._tasks:
+        k.cancel()
+    t._tasks.clear()
+    if u._stream:
+        try:
+            u._stream.write(b"\xe0\x00")
+        except Exception:
+            pass
+    from perch.uplink import _mc
+
+    _mc("close", u)
+    t._log.info("quiet: uplink down for an install")
+    drop("uplink")
 
 
 def make(spec):

@@ -76,19 +76,9 @@ class Uplink:
         self._last_tx = self._last_rx = 0
         self._reader_task = None
         self.pid = 0  # the last PUBLISH's packet id
-        self.retarget(url, False)
+        _mc("target", self, url)  # UplinkError for a bad URL
 
     # -- public ---------------------------------------------------------------------------
-    def retarget(self, url, now=True):
-        """Use another broker (the settings page changed mqtt.url): reconnect now.
-
-        UplinkError for a bad URL leaves the old target in place.
-        """
-        _mc("target", self, url)
-        if now:
-            self._die(UplinkError("broker changed"))
-            self._kick.set()  # cut a backoff wait short
-
     async def wait_connected(self):
         while self.state != "connected":
             await self._ev.wait()
@@ -100,7 +90,11 @@ class Uplink:
         Retransmits with DUP on a missing PUBACK; raises UplinkError when not connected or
         the link died. Never blocks the loop longer than one non-blocking socket write.
         """
-        await self._take()
+        # the link is one task's at a time (a publish and its PUBACK, a SUBSCRIBE): a flag
+        # polled when taken, rare and short, costs less RAM than asyncio.Lock's module
+        while self._busy:
+            await asyncio.sleep_ms(10)
+        self._busy = True
         try:
             if self.state != "connected":
                 raise UplinkError("not connected")
@@ -182,13 +176,6 @@ class Uplink:
     def status(self):
         return {"state": self.state, "broker": self.url, "last_error": self.last_error,
                 "attempts": self.attempts, "connects": self.connects}
-
-    async def _take(self):
-        # the link is one task's at a time (a publish and its PUBACK, a SUBSCRIBE): a flag
-        # polled when taken, rare and short, costs less RAM than asyncio.Lock's module
-        while self._busy:
-            await asyncio.sleep_ms(10)
-        self._busy = True
 
     # -- connection ---------------------------------------------------------------------
     async def _send(self, pkt):
