@@ -165,6 +165,35 @@ async def connect(up):
         await up.publish(up.status_topic, b"online", True, 1)
 
 
+def init(up, url, client_id, keepalive_s, timeout_ms, backoff_max_ms, ca, status_topic,
+         sub_topic, on_msg):
+    """Uplink.__init__'s work."""
+    up.client_id = client_id
+    up.ca = ca
+    up.keepalive_s = keepalive_s
+    up.timeout_ms = timeout_ms
+    up.backoff_max_ms = backoff_max_ms
+    up.status_topic = status_topic
+    up.sub_topic = sub_topic
+    up.on_msg = on_msg
+    up.state = "idle"
+    up.last_error = None
+    up.attempts = 0
+    up.connects = 0
+    up.last_backoff_ms = 0
+    up._kick = asyncio.Event()
+    up._ev = asyncio.Event()  # a CONNACK or PUBACK came, the link died, or it came up
+    up._busy = False  # a task is sending or waiting for its PUBACK (see publish)
+    up._stream = None
+    up._ack = -1  # last PUBACK's packet id
+    up._connack = -1
+    up._dead = None
+    up._last_tx = up._last_rx = 0
+    up._reader_task = None
+    up.pid = 0  # the last PUBLISH's packet id
+    target(up, url)  # UplinkError for a bad URL
+
+
 def target(up, url):
     """Point up's MQTT client at url (UplinkError when the URL is bad)."""
     from perch import brokerurl  # parsing is needed once per URL: loaded and dropped

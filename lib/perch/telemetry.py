@@ -126,7 +126,7 @@ def quiet(on):
     if on:
         _quiet = _quiet or 1
         if not cmds:
-            _hush()  # else once the running command published its result (_commands)
+            _hush()  # else once the running command published its result (command.loop)
     else:
         if _quiet > 1:
             _url = 0
@@ -176,22 +176,9 @@ def _on_cmd(topic, msg):
         return
     cmds.append(bytes(msg))
     if len(cmds) == 1:
-        asyncio.create_task(_commands())
-
-
-async def _commands():
-    try:
         from perch import command  # commands are rare: loaded while some wait, dropped after
 
-        while cmds:
-            try:
-                await command.run(cmds[0])
-            finally:
-                cmds.pop(0)
-    finally:
-        cmds.clear()  # only after a failure (say a MemoryError): the next command starts afresh
-        drop("command")
-        _hush()  # an OTA command asked for quiet: its result is out
+        asyncio.create_task(command.loop())
 
 
 def _on_log(level, line):

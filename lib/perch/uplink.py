@@ -20,6 +20,10 @@ _TICK_MS = const(200)
 
 _log = log.Logger("mqtt")
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy takes the name as true; MicroPython ignores annotations
+    from typing import Any
+
 
 class UplinkError(Exception):
     pass
@@ -48,35 +52,28 @@ class Uplink:
     not raise (that would end the connection).
     """
 
-    url: str  # set up by mqttconnect.target(), as are host, port, tls, user, password
+    # set up by mqttconnect.init() and target() (annotations: MicroPython keeps none of them)
+    url: str
+    state: str
+    last_error: Any
+    attempts: int
+    connects: int
+    keepalive_s: int
+    timeout_ms: int
+    pid: int
+    on_msg: Any
+    _busy: bool
+    _dead: Any
+    _ev: Any
+    _kick: Any
+    _stream: Any
 
     def __init__(self, url, client_id, keepalive_s=60, timeout_ms=10000,
                  backoff_max_ms=60000, ca=None, status_topic=None, sub_topic=None,
                  on_msg=None):
-        self.client_id = client_id
-        self.ca = ca
-        self.keepalive_s = keepalive_s
-        self.timeout_ms = timeout_ms
-        self.backoff_max_ms = backoff_max_ms
-        self.status_topic = status_topic
-        self.sub_topic = sub_topic
-        self.on_msg = on_msg
-        self.state = "idle"
-        self.last_error = None
-        self.attempts = 0
-        self.connects = 0
-        self.last_backoff_ms = 0
-        self._kick = asyncio.Event()
-        self._ev = asyncio.Event()  # a CONNACK or PUBACK came, the link died, or it came up
-        self._busy = False  # a task is sending or waiting for its PUBACK (see _take)
-        self._stream = None
-        self._ack = -1  # last PUBACK's packet id
-        self._connack = -1
-        self._dead = None
-        self._last_tx = self._last_rx = 0
-        self._reader_task = None
-        self.pid = 0  # the last PUBLISH's packet id
-        _mc("target", self, url)  # UplinkError for a bad URL
+        # the attributes are set up by code that runs once, like connecting
+        _mc("init", self, url, client_id, keepalive_s, timeout_ms, backoff_max_ms, ca,
+            status_topic, sub_topic, on_msg)
 
     # -- public ---------------------------------------------------------------------------
     async def wait_connected(self):
