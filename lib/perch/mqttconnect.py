@@ -216,7 +216,15 @@ def failed(up, e, fails):
         uplink._log.warning("connect failed", broker=up.url, error=msg)
     # the same failure again: the console needs it once, not every backoff
     up.last_error = msg
-    close(up)
+    if up._reader_task:
+        up._reader_task.cancel()
+        up._reader_task = None
+    if up._stream:
+        try:
+            up._stream.s.close()  # the stream's close() leaves its socket open
+        except Exception:
+            pass
+        up._stream = None
     up.state = "backoff"
     # exponential, capped, with "equal jitter": half fixed, half random, so a fleet that
     # lost the same broker does not come back in lock-step
@@ -224,19 +232,6 @@ def failed(up, e, fails):
     d = d // 2 + random.getrandbits(16) % (d // 2 + 1)
     up.last_backoff_ms = d
     return d
-
-
-def close(up):
-    """Stop reading and close the link (failed, or telemetry going quiet for an install)."""
-    if up._reader_task:
-        up._reader_task.cancel()
-        up._reader_task = None
-    if up._stream:
-        try:
-            up._stream.close()
-        except Exception:
-            pass
-        up._stream = None
 
 
 def describe(e):

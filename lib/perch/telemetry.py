@@ -134,11 +134,25 @@ def quiet(on):
 
 
 def _hush():
-    if up and _quiet == 1:
-        from perch import telesetup
-
-        telesetup.hush()
-        drop("telesetup")
+    # no code loaded for it: an upload is about to take the RAM there is
+    global up, _quiet
+    u = up
+    if u and _quiet == 1:
+        _quiet = 2
+        up = None
+        _tasks.append(u._reader_task)
+        for k in _tasks:
+            if k:
+                k.cancel()
+        _tasks.clear()
+        if u._stream:
+            try:
+                u._stream.write(b"\xe0\x00")  # DISCONNECT: a clean close, no will published
+                u._stream.s.close()
+            except Exception:
+                pass
+        _log.info("quiet: uplink down for an install")
+        drop("uplink")
 
 
 async def _pump():

@@ -78,27 +78,6 @@ def broker(url, first=False):
         t._log.error("bad broker URL", error=str(e))
 
 
-def hush():
-    """telemetry.quiet(True): close the link (DISCONNECT: no will published) and drop the
-    uplink's code, so that an install has its RAM."""
-    u = t.up
-    t.up = None
-    t._quiet = 2
-    for k in t._tasks:
-        k.cancel()
-    t._tasks.clear()
-    if u._stream:
-        try:
-            u._stream.write(b"\xe0\x00")
-        except Exception:
-            pass
-    from perch.uplink import _mc
-
-    _mc("close", u)
-    t._log.info("quiet: uplink down for an install")
-    drop("uplink")
-
-
 def make(spec):
     """A driver from one telemetry.sensors entry; SensorError says what is wrong with it."""
     if isinstance(spec, str):
