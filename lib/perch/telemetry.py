@@ -97,7 +97,7 @@ async def _sample():
             from perch import telesetup
 
             try:
-                telesetup.broker(ctx.cfg["mqtt.url"])
+                telesetup.broker(ctx.cfg["mqtt.url"], _url == 0)  # 0: back from quiet
             except MemoryError:
                 _url = 0  # the next round tries again
             drop("telesetup")
@@ -109,7 +109,7 @@ async def _sample():
 
 def _put(src, fields, ts):
     q = ob.put(src, fields, ts)
-    if not (up or _quiet):
+    if not (up or _quiet) and _url != 0:  # (0: the uplink comes back from quiet)
         _log.info("reading", line=ob.line(q).decode())  # no broker: the log is the only consumer
 
 

@@ -43,6 +43,7 @@ def setup():
 
 def broker(url, first=False):
     """Follow mqtt.url: the settings page or PATCH /api/config changed it, no reboot.
+    first: at boot, or the uplink comes back after an install (telemetry.quiet).
 
     Without a broker the uplink (umqtt, ssl: a third of telemetry's RAM) is not loaded.
     """
