@@ -48,6 +48,11 @@ def _run(w, fn, *args):
     return w.out
 
 
+def _b(s):
+    # umqtt counts len(): a str with non-ASCII characters must be bytes first
+    return s.encode() if isinstance(s, str) else s
+
+
 def _packets(up):
     # CONNECT (with the will) and SUBSCRIBE, from a umqtt client made for them and dropped
     import umqtt.simple as m
@@ -55,16 +60,15 @@ def _packets(up):
     try:
         w = _Wire()
         m.socket = w  # type: ignore  # umqtt's connect() opens its socket through this global
-        b = uplink._b
-        c = m.MQTTClient(b(up.client_id), "", 1, b(up.user), b(up.password), up.keepalive_s)
+        c = m.MQTTClient(_b(up.client_id), "", 1, _b(up.user), _b(up.password), up.keepalive_s)
         c.sock = w
         if up.status_topic:
-            c.set_last_will(b(up.status_topic), b"offline", True, 1)
+            c.set_last_will(_b(up.status_topic), b"offline", True, 1)
         sub = None
         if up.sub_topic:
             c.set_callback(up.on_msg)
             c.pid = up.pid % 65535  # a SUBSCRIBE's id must not be one a PUBLISH waits on
-            sub = _run(w, c.subscribe, b(up.sub_topic), 1)
+            sub = _run(w, c.subscribe, _b(up.sub_topic), 1)
             up.pid = c.pid
         return _run(w, c.connect), sub
     finally:

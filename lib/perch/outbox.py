@@ -48,14 +48,6 @@ def _get(r, i, n):
     return v - (1 << 8 * n) if v >> 8 * n - 1 else v
 
 
-def _esc(s):
-    # tag values, tag keys and field keys: the backslash first, it is added by the others
-    for c in "\\,= ":
-        if c in s:
-            s = s.replace(c, "\\" + c)
-    return s
-
-
 class Outbox:
     """FIFO of readings bounded by `size` items in RAM (+ `spool_size` lines on flash)."""
 
@@ -197,7 +189,10 @@ class Outbox:
             else:
                 n = 0
                 x = "true" if c == 12 else "false"
-            out.append("%s%s=%s" % (sep, _esc(k), x))
+            for c in "\\,= ":  # escaped: the backslash first, the others add backslashes
+                if c in k:
+                    k = k.replace(c, "\\" + c)
+            out.append("%s%s=%s" % (sep, k, x))
             sep = ","
             i += n
         n = r[q] >> 4

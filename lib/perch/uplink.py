@@ -29,11 +29,6 @@ class UplinkError(Exception):
     pass
 
 
-def _b(s):
-    # umqtt counts len(): a str with non-ASCII characters must be bytes first
-    return s.encode() if isinstance(s, str) else s
-
-
 def _mc(name, *args):
     # mqttconnect.<name>(*args): connecting, failures and URL changes are rare, so their code
     # is loaded for each use and dropped after (a coroutine keeps it until it is done)
@@ -95,8 +90,11 @@ class Uplink:
         try:
             if self.state != "connected":
                 raise UplinkError("not connected")
-            topic = _b(topic)
-            msg = _b(msg)
+            # len() counts bytes: a str with non-ASCII characters must be bytes first
+            if isinstance(topic, str):
+                topic = topic.encode()
+            if isinstance(msg, str):
+                msg = msg.encode()
             # PUBLISH: header, remaining length (7 bits a byte), topic, packet id, payload
             n = len(topic) + len(msg) + (4 if qos else 2)
             pkt = bytearray((0x30 | qos << 1 | retain,))
