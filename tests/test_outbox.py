@@ -209,8 +209,8 @@ def test_full_default_buffer_costs_a_fixed_few_kb_and_replays_in_order(mpy):
         "    out.append(o.peek().decode()); o.pop()\n"
         "print(json.dumps([len(o._b), a1 - a0, a3 - a2, st, o.stats(), out]))\n")
     ring, cost, growth, full, after, lines = got
-    assert ring <= 500 * 24 + 136  # 24 bytes a reading, and one record of slack
-    assert cost <= 13.5 * 1024  # the whole outbox, its ring allocated once
+    assert ring <= 500 * 18 + 136  # 18 bytes a reading, and one record of slack
+    assert cost <= 10.5 * 1024  # the whole outbox, its ring allocated once
     assert growth <= 256  # filling it allocates nothing that stays
     assert full == {"queued": 500, "sent": 0, "dropped": 0}
     assert after == {"queued": 0, "sent": 500, "dropped": 0}

@@ -60,11 +60,11 @@ def test_publish_qos0_qos1_and_pid_wrap(mpy, live_broker):
 up = Uplink({b.url(b.user, b.password)!r}, "perch-wrap01", timeout_ms=3000)
 asyncio.create_task(up.run())
 await asyncio.wait_for_ms(up.wait_connected(), 10000)
-up._c.pid = 65533
+up.pid = 65533
 pids = []
 for i in range(4):
     await up.publish("perchtest/wrap", "q1-%d" % i, False, 1)
-    pids.append(up._c.pid)
+    pids.append(up.pid)
 await up.publish("perchtest/wrap", "q0", False, 0)
 done(pids)
 """)

@@ -11,7 +11,22 @@
 import json
 
 from perch import telemetry as t
-from perch.config import ConfigError, check
+from perch.config import ConfigError, check, drop
+
+
+async def loop():
+    """Run the commands waiting in telemetry.cmds, then end (and drop this module)."""
+    cmds = t.cmds
+    try:
+        while cmds:
+            try:
+                await run(cmds[0])
+            finally:
+                cmds.pop(0)
+    finally:
+        cmds.clear()  # only after a failure (say a MemoryError): the next command starts afresh
+        drop("command")
+        t._hush()  # an OTA command asked for quiet: its result is out
 
 
 async def run(raw):

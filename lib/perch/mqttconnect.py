@@ -2,16 +2,78 @@
 # setting up the client for a broker URL (SPEC §5): the uplink loads this module for each of
 # these and drops it after, so that a connected board does not keep code it runs once per
 # connection.
+#
+# umqtt.simple (unmodified) builds CONNECT and SUBSCRIBE on a blocking socket. Here its socket
+# is _WIRE, in RAM: each umqtt call runs synchronously against it and stops at its first read
+# (the answer it would block on is the uplink's to wait for). umqtt is imported for a connect
+# and dropped after: publishing needs none of it.
 
 import asyncio
 import errno
 import random
 import select
 import socket
+import sys
 import time
 
 from perch import uplink
 from perch.config import drop
+
+
+class _Wire:
+    """umqtt.simple's socket, and its `socket` module: collects writes; a read ends the call."""
+
+    out: bytearray
+
+    def write(self, buf, n=-1):
+        self.out.extend(buf if n < 0 else memoryview(buf)[:n])
+
+    def read(self, n):
+        raise EOFError  # umqtt waits for the broker's answer: the packet is built
+
+    def socket(self, *a):
+        return self
+
+    # in umqtt's connect(), getaddrinfo(...)[0][-1] is the wire too; the rest do nothing
+    getaddrinfo = __getitem__ = connect = setblocking = close = socket
+
+
+def _run(w, fn, *args):
+    # one umqtt call against the wire; returns the bytes it wrote (a fresh bytearray)
+    w.out = bytearray()
+    try:
+        fn(*args)
+    except EOFError:
+        pass
+    return w.out
+
+
+def _b(s):
+    # umqtt counts len(): a str with non-ASCII characters must be bytes first
+    return s.encode() if isinstance(s, str) else s
+
+
+def _packets(up):
+    # CONNECT (with the will) and SUBSCRIBE, from a umqtt client made for them and dropped
+    import umqtt.simple as m
+
+    try:
+        w = _Wire()
+        m.socket = w  # type: ignore  # umqtt's connect() opens its socket through this global
+        c = m.MQTTClient(_b(up.client_id), "", 1, _b(up.user), _b(up.password), up.keepalive_s)
+        c.sock = w
+        if up.status_topic:
+            c.set_last_will(_b(up.status_topic), b"offline", True, 1)
+        sub = None
+        if up.sub_topic:
+            c.set_callback(up.on_msg)
+            c.pid = up.pid % 65535  # a SUBSCRIBE's id must not be one a PUBLISH waits on
+            sub = _run(w, c.subscribe, _b(up.sub_topic), 1)
+            up.pid = c.pid
+        return _run(w, c.connect), sub
+    finally:
+        sys.modules.pop("umqtt.simple", None)
+        sys.modules.pop("umqtt", None)
 
 
 async def connect(up):
@@ -72,9 +134,10 @@ async def connect(up):
         raise
     up._connack = -1
     up._ev.clear()
+    con, sub = _packets(up)
     up._reader_task = asyncio.create_task(up._reader(up._stream))
     # nobody else sends before the state says connected
-    await up._send(uplink._run(up._c.connect))
+    await up._send(con)
     try:
         while up._connack < 0:
             if up._dead:
@@ -94,14 +157,45 @@ async def connect(up):
     # last_error stays: it tells why the previous connection ended
     up._ev.set()
     uplink._log.info("connected", broker=up.url)
-    if up.sub_topic:
-        await up._take()  # the pump may publish already
+    if sub:
+        while up._busy:  # the pump may publish already
+            await asyncio.sleep_ms(10)
+        up._busy = True
         try:
-            await up._send(up._pkt(up._c.subscribe, uplink._b(up.sub_topic), 1))
+            await up._send(sub)
         finally:
             up._busy = False
     if up.status_topic:
         await up.publish(up.status_topic, b"online", True, 1)
+
+
+def init(up, url, client_id, keepalive_s, timeout_ms, backoff_max_ms, ca, status_topic,
+         sub_topic, on_msg):
+    """Uplink.__init__'s work."""
+    up.client_id = client_id
+    up.ca = ca
+    up.keepalive_s = keepalive_s
+    up.timeout_ms = timeout_ms
+    up.backoff_max_ms = backoff_max_ms
+    up.status_topic = status_topic
+    up.sub_topic = sub_topic
+    up.on_msg = on_msg
+    up.state = "idle"
+    up.last_error = None
+    up.attempts = 0
+    up.connects = 0
+    up.last_backoff_ms = 0
+    up._kick = asyncio.Event()
+    up._ev = asyncio.Event()  # a CONNACK or PUBACK came, the link died, or it came up
+    up._busy = False  # a task is sending or waiting for its PUBACK (see publish)
+    up._stream = None
+    up._ack = -1  # last PUBACK's packet id
+    up._connack = -1
+    up._dead = None
+    up._last_tx = up._last_rx = 0
+    up._reader_task = None
+    up.pid = 0  # the last PUBLISH's packet id
+    target(up, url)  # UplinkError for a bad URL
 
 
 def target(up, url):
@@ -114,15 +208,7 @@ def target(up, url):
     finally:
         drop("brokerurl")
     up.host, up.port, up.tls = u["host"], u["port"], u["tls"]
-    b = uplink._b
-    c = uplink._simple.MQTTClient(b(up.client_id), "", 1, b(u["user"]), b(u["password"]),
-                                  up.keepalive_s)
-    c.sock = uplink._WIRE
-    if up.status_topic:
-        c.set_last_will(b(up.status_topic), b"offline", True, 1)
-    if up.on_msg:
-        c.set_callback(up.on_msg)
-    up._c = c
+    up.user, up.password = u["user"], u["password"]
 
 
 def failed(up, e, fails):
@@ -139,7 +225,7 @@ def failed(up, e, fails):
         up._reader_task = None
     if up._stream:
         try:
-            up._stream.close()
+            up._stream.s.close()  # the stream's close() leaves its socket open
         except Exception:
             pass
         up._stream = None

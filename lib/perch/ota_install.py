@@ -29,6 +29,9 @@ def begin(o, target, state):
     o.last_error = None
     o.progress = 0
     o.peak_alloc = 0
+    q = getattr(o.ctx, "quiet", None)  # telemetry's: MQTT gives its RAM to the install
+    if q:
+        q(True)
 
 
 def fail(o, msg):
@@ -36,6 +39,9 @@ def fail(o, msg):
     o.last_error = msg
     o.reader = None
     LOG.error("update failed", error=msg, target=o.target)
+    q = getattr(o.ctx, "quiet", None)  # MQTT back, the readings kept meanwhile replayed
+    if q:
+        q(False)
 
 
 def installed(o, man):

@@ -10,28 +10,42 @@
 # (+ one record of slack): a full buffer costs what an empty one does, and nothing grows or
 # fragments the heap during an outage. A record becomes a line of line protocol only when it
 # is published, spooled or logged. Record:
-#   source (bit 7: has a timestamp) | record length | [timestamp, int64 ns] | fields
-# and a field is a tag byte, key index << 4 | code, then its value: code 0-7 a signed int of
-# code + 1 bytes, 8 a float32 that is the reading exactly, 9 a float32 of a reading that
-# prints with 7 significant digits (21.3, which float32 does not hold), 10 a float64, 11 false,
-# 12 true. Each form is used only when it gives back the very float read, so the text
-# published is what the sensor read, as repr() writes it.
+#   source | ts bytes << 4 (0: no timestamp) | record length | [timestamp] | fields
+# The timestamp (ns) is kept as the difference to the one before it (_lt when put; _hb, the
+# one before the oldest record, when read back), a signed int of as few bytes as hold it:
+# 3-5 bytes instead of 8. A field is a tag byte, key index << 4 | code, then its value: code
+# 0-7 a signed int of code + 1 bytes, 8 a float32 that is the reading exactly, 9 a float32 of
+# a reading that prints with 7 significant digits (21.3, which float32 does not hold), 10 a
+# float64, 11 false, 12 true. Each form is used only when it gives back the very float read,
+# so the text published is what the sensor read, as repr() writes it.
 
 import asyncio
 import struct
 
 from micropython import const
 
-_PER = const(24)  # ring bytes per reading: records of the default sensors average ~21
+_PER = const(18)  # ring bytes per reading: records of the default sensors average ~16
 _REC = const(136)  # the largest record: 2 + 8 + 14 fields of 9 bytes
 
 
-def _esc(s):
-    # tag values, tag keys and field keys: the backslash first, it is added by the others
-    for c in "\\,= ":
-        if c in s:
-            s = s.replace(c, "\\" + c)
-    return s
+def _int(r, i, v):
+    # v into r[i:], little-endian in as few bytes as hold it signed; returns how many
+    n = 1
+    while not -(1 << 8 * n - 1) <= v < 1 << 8 * n - 1:
+        n += 1
+    if n > 8:
+        raise ValueError("%d is out of int64 range" % v)
+    for j in range(n):
+        r[i + j] = v >> 8 * j & 255
+    return n
+
+
+def _get(r, i, n):
+    # the signed int of n bytes at r[i:] (a ring position: it may wrap)
+    v = 0
+    for j in range(n):
+        v |= r[(i + j) % len(r)] << 8 * j
+    return v - (1 << 8 * n) if v >> 8 * n - 1 else v
 
 
 class Outbox:
@@ -44,6 +58,8 @@ class Outbox:
         self._b = bytearray(size * _PER + _REC)
         self._r = bytearray(_REC)  # the record being encoded
         self._h = self._t = self._u = self._n = 0  # head, tail, bytes used, records in RAM
+        # timestamps: the last put, the one before it, the one before the oldest record
+        self._lt = self._pb = self._hb = 0
         # per source (a sensor, or the device measurement): its line prefix, then the keys
         # of the fields it has given so far (a record names a field by its index here)
         self.src = []
@@ -77,10 +93,10 @@ class Outbox:
         """
         r = self._r
         keys = self.src[src]
-        p = 2
+        d = p = 2
         if ts is not None:
-            struct.pack_into("<q", r, 2, ts)
-            p = 10
+            p += _int(r, 2, ts - self._lt)
+            d = p
         for k, v in fields:
             if v is None:
                 continue
@@ -98,14 +114,11 @@ class Outbox:
             if isinstance(v, bool):
                 c = 12 if v else 11
             elif isinstance(v, int):
-                n = 1
-                while not -(1 << 8 * n - 1) <= v < 1 << 8 * n - 1:
-                    n += 1
-                if n > 8:
+                try:
+                    n = _int(r, p + 1, v)
+                except ValueError:
                     raise ValueError("%s=%d is out of int64 range" % (k, v))
                 c = n - 1
-                for j in range(n):
-                    r[p + 1 + j] = v >> 8 * j & 255
             elif isinstance(v, float):
                 if v != v or v - v:  # inf - inf is nan
                     raise ValueError("%s=%r is not representable" % (k, v))
@@ -121,10 +134,13 @@ class Outbox:
                 raise ValueError("%s=%r: a field is a number or a bool" % (k, v))
             r[p] = (i - 1) << 4 | c
             p += 1 + n
-        if p == (2 if ts is None else 10):
+        if p == d:
             raise ValueError("a line needs at least one field")
-        r[0] = src | (0 if ts is None else 0x80)
+        r[0] = src | d - 2 << 4
         r[1] = p
+        if ts is not None:
+            self._pb = self._lt
+            self._lt = ts
         b = self._b
         while self._n >= self.size or self._u + p > len(b):
             self._drop()
@@ -140,15 +156,18 @@ class Outbox:
         return t
 
     def line(self, q):
-        """The record at ring position q as a line of line protocol (bytes)."""
+        """The record at ring position q, the oldest or the last put, as a line of line
+        protocol (bytes)."""
         r = self._b
         p = r[(q + 1) % len(r)]
+        t = self._hb if q == self._h else self._pb  # the timestamp before this record's
         if q + p > len(r):
             r = r[q:] + r[:q + p - len(r)]  # cut in two by the ring's end (< _REC bytes)
             q = 0
-        s = self.src[r[q] & 0x7F]
+        s = self.src[r[q] & 15]
         out = [s[0]]
-        i = q + (10 if r[q] & 0x80 else 2)
+        n = r[q] >> 4
+        i = q + 2 + n
         p += q
         sep = " "
         while i < p:
@@ -157,12 +176,7 @@ class Outbox:
             i += 1
             if c < 8:
                 n = c + 1
-                v = 0
-                for j in range(n):
-                    v |= r[i + j] << 8 * j
-                if r[i + c] & 0x80:
-                    v -= 1 << 8 * n
-                x = "%di" % v
+                x = "%di" % _get(r, i, n)
             elif c < 11:
                 n = 8 if c == 10 else 4
                 f = struct.unpack_from("<d" if n == 8 else "<f", r, i)[0]
@@ -175,11 +189,15 @@ class Outbox:
             else:
                 n = 0
                 x = "true" if c == 12 else "false"
-            out.append("%s%s=%s" % (sep, _esc(k), x))
+            for c in "\\,= ":  # escaped: the backslash first, the others add backslashes
+                if c in k:
+                    k = k.replace(c, "\\" + c)
+            out.append("%s%s=%s" % (sep, k, x))
             sep = ","
             i += n
-        if r[q] & 0x80:
-            out.append(" %d" % struct.unpack_from("<q", r, q + 2)[0])
+        n = r[q] >> 4
+        if n:
+            out.append(" %d" % (_get(r, q + 2, n) + t))
         return "".join(out).encode()
 
     def _drop(self, spill=True):
@@ -194,8 +212,12 @@ class Outbox:
                     pass  # flash full or failing: the reading is dropped, sampling goes on
             self.dropped += d
             self._gen += d
-        p = self._b[(self._h + 1) % len(self._b)]
-        self._h = (self._h + p) % len(self._b)
+        b = self._b
+        h = self._h
+        if b[h] >> 4:
+            self._hb += _get(b, h + 2, b[h] >> 4)
+        p = b[(h + 1) % len(b)]
+        self._h = (h + p) % len(b)
         self._u -= p
         self._n -= 1
 

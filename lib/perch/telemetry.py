@@ -37,21 +37,18 @@ interval_s = 10  # the `set` command changes it at once, even over a PERCH_* ove
 errors = 0
 samples = 0
 config_error: Any = None
-_url: Any = 0  # not a URL: the first _follow_config() sets up the configured one
+_url: Any = 0  # not a URL: the first sampling round sets up the configured one
 cmds: list = []  # commands waiting (bytes); the first is the one running
 _logq: list = []  # log lines waiting to be forwarded
-
-
-def now_ns():
-    """Nanosecond Unix time, or None while the clock was never set."""
-    t = time.time_ns() + _EPOCH_NS
-    return t if t > _SYNCED_AFTER_NS else None
+_tasks: list = []  # the uplink's and the pump's
+_quiet = 0  # 1: an install asked for quiet; 2: and the uplink is down and dropped
 
 
 def status():
     st = ob.stats()
     st.update(up.status() if up else
-              {"state": "disabled", "broker": None, "last_error": config_error})
+              {"state": "quiet" if _quiet else "disabled", "broker": None,
+               "last_error": config_error})
     st["samples"] = samples
     st["interval_s"] = interval_s
     st["sensor_errors"] = errors
@@ -60,16 +57,17 @@ def status():
 
 # -- sampling ---------------------------------------------------------------------------
 async def _sample():
-    global errors, samples
+    global errors, samples, _url
     was_up = False
     while True:
         t0 = time.ticks_ms()
-        ts = now_ns()
+        # readings are stamped in ns Unix time, unless the clock was never set
+        ts = time.time_ns() + _EPOCH_NS > _SYNCED_AFTER_NS
         for i, d in enumerate(drivers):
             try:
                 fields = await d.read()
                 if fields is not None:
-                    _put(i + 1, fields, ts and now_ns())
+                    _put(i + 1, fields, time.time_ns() + _EPOCH_NS if ts else None)
             except Exception as e:  # one bad read (or a value line protocol cannot carry)
                 errors += 1
                 _log.warning("sensor read failed", sensor=d.name, error=str(e))
@@ -82,18 +80,28 @@ async def _sample():
             on = rssi = None
         _put(0, (("heap_free", gc.mem_free()), ("uptime_s", ctx.uptime_s()),
                  ("queued", len(ob)), ("dropped", ob.dropped), ("rssi", rssi)),
-             ts and now_ns())
+             time.time_ns() + _EPOCH_NS if ts else None)
         samples += 1
         if on and not was_up:
             if up:
                 up._kick.set()  # the network is back: no need to sit out the backoff
-            if ts is None:
+            if not ts:
                 from perch import sntp  # only a board without a set clock needs it
 
                 asyncio.create_task(sntp.sync())  # it drops itself when done
                 del sntp  # this frame lives on
         was_up = on
-        _follow_config()
+        # mqtt.url changed (settings page, PATCH /api/config), or an install gave the uplink
+        # back (quiet(False)): follow it without a reboot
+        if ctx.cfg["mqtt.url"] != _url and not _quiet:
+            from perch import telesetup
+
+            try:
+                telesetup.broker(ctx.cfg["mqtt.url"], _url == 0)  # 0: back from quiet
+            except MemoryError:
+                _url = 0  # the next round tries again
+            drop("telesetup")
+            del telesetup  # this frame lives on
         # re-read each round: the `set` command changes it without a reboot
         left = interval_s * 1000 - time.ticks_diff(time.ticks_ms(), t0)
         await asyncio.sleep_ms(left if left > 0 else 0)
@@ -101,28 +109,50 @@ async def _sample():
 
 def _put(src, fields, ts):
     q = ob.put(src, fields, ts)
-    if not up:
+    if not (up or _quiet) and _url != 0:  # (0: the uplink comes back from quiet)
         _log.info("reading", line=ob.line(q).decode())  # no broker: the log is the only consumer
 
 
 # -- the broker -------------------------------------------------------------------------
-def _follow_config():
-    # mqtt.url changed (settings page, PATCH /api/config): follow it without a reboot
-    if ctx.cfg["mqtt.url"] != _url:
-        from perch import telesetup
-
-        telesetup.broker(ctx.cfg["mqtt.url"])
-        drop("telesetup")
-
-
 def _healthy():
-    return up.state == "connected"
+    return up and up.state == "connected"
 
 
-def _start():
-    if up:
-        asyncio.create_task(up.run())
-        asyncio.create_task(_pump())
+def quiet(on):
+    """ctx.quiet: an install starts (True): close the link and drop the uplink's code, so
+    the upload has its RAM; sampling goes on into the outbox. It failed (False): the next
+    sampling round brings the uplink back and the outbox replays, oldest first."""
+    global _quiet, _url
+    if on:
+        _quiet = _quiet or 1
+        if not cmds:
+            _hush()  # else once the running command published its result (command.loop)
+    else:
+        if _quiet > 1:
+            _url = 0
+        _quiet = 0
+
+
+def _hush():
+    # no code loaded for it: an upload is about to take the RAM there is
+    global up, _quiet
+    u = up
+    if u and _quiet == 1:
+        _quiet = 2
+        up = None
+        _tasks.append(u._reader_task)
+        for k in _tasks:
+            if k:
+                k.cancel()
+        _tasks.clear()
+        if u._stream:
+            try:
+                u._stream.write(b"\xe0\x00")  # DISCONNECT: a clean close, no will published
+                u._stream.s.close()
+            except Exception:
+                pass
+        _log.info("quiet: uplink down for an install")
+        drop("uplink")
 
 
 async def _pump():
@@ -160,21 +190,9 @@ def _on_cmd(topic, msg):
         return
     cmds.append(bytes(msg))
     if len(cmds) == 1:
-        asyncio.create_task(_commands())
-
-
-async def _commands():
-    try:
         from perch import command  # commands are rare: loaded while some wait, dropped after
 
-        while cmds:
-            try:
-                await command.run(cmds[0])
-            finally:
-                cmds.pop(0)
-    finally:
-        cmds.clear()  # only after a failure (say a MemoryError): the next command starts afresh
-        drop("command")
+        asyncio.create_task(command.loop())
 
 
 def _on_log(level, line):
@@ -187,9 +205,9 @@ def _on_log(level, line):
 def setup(c):
     global ctx
     ctx = c
+    c.quiet = quiet
     from perch import telesetup  # run once: loaded, dropped after
 
-    telesetup.setup()
+    telesetup.setup()  # starts the uplink's tasks
     drop("telesetup")
     asyncio.create_task(_sample())
-    _start()

@@ -6,6 +6,8 @@
 #   {"driver": "adc", "pin": 34}, {"driver": "dht22", "pin": 4},
 #   {"driver": "bme280", "scl": 22, "sda": 21, "bus": 0, "addr": 118}
 
+import asyncio
+
 from perch import telemetry as t
 from perch.config import drop
 from perch.outbox import Outbox
@@ -41,31 +43,34 @@ def setup():
 
 def broker(url, first=False):
     """Follow mqtt.url: the settings page or PATCH /api/config changed it, no reboot.
+    first: at boot, or the uplink comes back after an install (telemetry.quiet).
 
     Without a broker the uplink (umqtt, ssl: a third of telemetry's RAM) is not loaded.
     """
     t._url = url
     if not url:
         return  # keeps the old connection until reboot; nothing sensible to switch to
+    from perch import uplink
     from perch.uplink import Uplink, UplinkError
 
     c = t.ctx
     cfg = c.cfg
     try:
         if t.up:
-            t.up.retarget(url)
+            uplink._mc("target", t.up, url)
+            t.up._die(UplinkError("broker changed"))  # reconnect now
+            t.up._kick.set()  # cut a backoff wait short
         else:
             did = c.device_id
             t.up = Uplink(url, did, cfg["mqtt.keepalive_s"], cfg["mqtt.timeout_s"] * 1000,
                           cfg["mqtt.backoff_max_s"] * 1000, cfg["mqtt.ca"],
                           "devices/%s/status" % did, "devices/%s/cmd" % did, t._on_cmd)
-            if cfg["log.forward"]:
+            if cfg["log.forward"] and t._on_log not in t.log.forwarders:  # back from quiet
                 t.log.forwarders.append(t._on_log)
             # telemetry's: a function made here would keep this module alive
             c.health["mqtt"] = t._healthy
-            # at boot, telemetry.setup() starts the tasks once the loop runs
-            if not first:
-                t._start()
+            t._tasks.append(asyncio.create_task(t.up.run()))
+            t._tasks.append(asyncio.create_task(t._pump()))
         t.config_error = None
         if not first:
             t._log.info("broker changed", url=t.up.url)

@@ -1,16 +1,15 @@
-# MQTT uplink: umqtt.simple 1.3.4, unmodified, wrapped so that it never blocks the event loop.
+# MQTT uplink: keeps one broker connection up and publishes over an asyncio stream, with a
+# deadline on every step (DNS, TCP, TLS, CONNACK, PUBACK), never blocking the event loop.
 #
-# umqtt.simple builds and parses packets on a blocking socket. Here its socket is _WIRE, in
-# RAM: each umqtt call runs synchronously against it and stops at its first read (the answer
-# it would block on is ours to wait for), and this module moves the bytes over an asyncio
-# stream with a deadline on every step (DNS, TCP, TLS, CONNACK, PUBACK). That also fixes its
-# ~44 ms QoS 1 latency: umqtt writes a packet in several small pieces, which Nagle and
-# delayed ACK hold back; from the wire each packet goes out whole, in one write.
+# CONNECT and SUBSCRIBE are built by umqtt.simple 1.3.4, unmodified, in perch.mqttconnect,
+# loaded per connection and dropped after (with umqtt). What a connected board does all the
+# time is here and small: a PUBLISH is a few bytes of header, its PUBACK and PINGRESP are
+# read by _reader, and so is an incoming PUBLISH (a command). Each packet goes out whole, in
+# one write, so Nagle and delayed ACK never hold back its pieces.
 
 import asyncio
 import time
 
-import umqtt.simple as _simple
 from micropython import const
 
 from perch import log
@@ -21,60 +20,13 @@ _TICK_MS = const(200)
 
 _log = log.Logger("mqtt")
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy takes the name as true; MicroPython ignores annotations
+    from typing import Any
+
 
 class UplinkError(Exception):
     pass
-
-
-class _Wire:
-    """umqtt.simple's socket, and its `socket` module: collects writes, feeds reads.
-
-    One serves every client: each umqtt call runs to its end with no await in between
-    (_run() sets out, rx and pos first).
-    """
-
-    out: bytearray
-    rx: bytes
-    pos: int
-
-    def write(self, buf, n=-1):
-        self.out.extend(buf if n < 0 else memoryview(buf)[:n])
-
-    def read(self, n):
-        p = self.pos
-        self.pos = p + n
-        if p + n > len(self.rx):
-            raise EOFError  # umqtt waits for the broker's answer: the packet is built
-        return self.rx[p:p + n]
-
-    def socket(self, *a):
-        return self
-
-    # in umqtt's connect(), getaddrinfo(...)[0][-1] is the wire too; the rest do nothing
-    getaddrinfo = __getitem__ = connect = setblocking = close = socket
-
-
-_WIRE = _Wire()
-# umqtt's connect() opens its socket through its module global `socket`: the wire's instead
-_simple.socket = _WIRE  # type: ignore
-
-
-def _run(fn, *args, rx=b""):
-    # one umqtt call against the wire; returns the bytes it wrote (a fresh bytearray)
-    w = _WIRE
-    w.rx = rx
-    w.pos = 0
-    w.out = bytearray()
-    try:
-        fn(*args)
-    except EOFError:
-        pass
-    return w.out
-
-
-def _b(s):
-    # umqtt counts len(): a str with non-ASCII characters must be bytes first
-    return s.encode() if isinstance(s, str) else s
 
 
 def _mc(name, *args):
@@ -95,47 +47,30 @@ class Uplink:
     not raise (that would end the connection).
     """
 
-    _c: _simple.MQTTClient  # set up by mqttconnect.target(), as are host, port, tls
+    # set up by mqttconnect.init() and target() (annotations: MicroPython keeps none of them)
     url: str
+    state: str
+    last_error: Any
+    attempts: int
+    connects: int
+    keepalive_s: int
+    timeout_ms: int
+    pid: int
+    on_msg: Any
+    _busy: bool
+    _dead: Any
+    _ev: Any
+    _kick: Any
+    _stream: Any
 
     def __init__(self, url, client_id, keepalive_s=60, timeout_ms=10000,
                  backoff_max_ms=60000, ca=None, status_topic=None, sub_topic=None,
                  on_msg=None):
-        self.client_id = client_id
-        self.ca = ca
-        self.keepalive_s = keepalive_s
-        self.timeout_ms = timeout_ms
-        self.backoff_max_ms = backoff_max_ms
-        self.status_topic = status_topic
-        self.sub_topic = sub_topic
-        self.on_msg = on_msg
-        self.state = "idle"
-        self.last_error = None
-        self.attempts = 0
-        self.connects = 0
-        self.last_backoff_ms = 0
-        self._kick = asyncio.Event()
-        self._ev = asyncio.Event()  # a CONNACK or PUBACK came, the link died, or it came up
-        self._busy = False  # a task is sending or waiting for its PUBACK (see _take)
-        self._stream = None
-        self._ack = -1  # last PUBACK's packet id
-        self._connack = -1
-        self._dead = None
-        self._last_tx = self._last_rx = 0
-        self._reader_task = None
-        self.retarget(url, False)
+        # the attributes are set up by code that runs once, like connecting
+        _mc("init", self, url, client_id, keepalive_s, timeout_ms, backoff_max_ms, ca,
+            status_topic, sub_topic, on_msg)
 
     # -- public ---------------------------------------------------------------------------
-    def retarget(self, url, now=True):
-        """Use another broker (the settings page changed mqtt.url): reconnect now.
-
-        UplinkError for a bad URL leaves the old target in place.
-        """
-        _mc("target", self, url)
-        if now:
-            self._die(UplinkError("broker changed"))
-            self._kick.set()  # cut a backoff wait short
-
     async def wait_connected(self):
         while self.state != "connected":
             await self._ev.wait()
@@ -147,15 +82,37 @@ class Uplink:
         Retransmits with DUP on a missing PUBACK; raises UplinkError when not connected or
         the link died. Never blocks the loop longer than one non-blocking socket write.
         """
-        await self._take()
+        # the link is one task's at a time (a publish and its PUBACK, a SUBSCRIBE): a flag
+        # polled when taken, rare and short, costs less RAM than asyncio.Lock's module
+        while self._busy:
+            await asyncio.sleep_ms(10)
+        self._busy = True
         try:
             if self.state != "connected":
                 raise UplinkError("not connected")
-            c = self._c
-            pkt = self._pkt(c.publish, _b(topic), _b(msg), retain, qos)
+            # len() counts bytes: a str with non-ASCII characters must be bytes first
+            if isinstance(topic, str):
+                topic = topic.encode()
+            if isinstance(msg, str):
+                msg = msg.encode()
+            # PUBLISH: header, remaining length (7 bits a byte), topic, packet id, payload
+            n = len(topic) + len(msg) + (4 if qos else 2)
+            pkt = bytearray((0x30 | qos << 1 | retain,))
+            while n > 0x7F:
+                pkt.append(n & 0x7F | 0x80)
+                n >>= 7
+            pkt.append(n)
+            pkt.append(len(topic) >> 8)
+            pkt.append(len(topic) & 0xFF)
+            pkt.extend(topic)
+            if qos:
+                # MQTT's packet ids are 1..65535: 0 is invalid
+                self.pid = pid = self.pid % 65535 + 1
+                pkt.append(pid >> 8)
+                pkt.append(pid & 0xFF)
+            pkt.extend(msg)
             if not qos:
                 return await self._send(pkt)
-            pid = c.pid
             self._ack = -1
             for _ in range(_RETRIES):
                 self._ev.clear()
@@ -215,20 +172,7 @@ class Uplink:
         return {"state": self.state, "broker": self.url, "last_error": self.last_error,
                 "attempts": self.attempts, "connects": self.connects}
 
-    async def _take(self):
-        # the link is one task's at a time (a publish and its PUBACK, a SUBSCRIBE): a flag
-        # polled when taken, rare and short, costs less RAM than asyncio.Lock's module
-        while self._busy:
-            await asyncio.sleep_ms(10)
-        self._busy = True
-
     # -- connection ---------------------------------------------------------------------
-    def _pkt(self, fn, *args):
-        # umqtt counts packet ids up forever; MQTT's are 1..65535 and 0 is invalid
-        if self._c.pid >= 65535:
-            self._c.pid = 0
-        return _run(fn, *args)
-
     async def _send(self, pkt):
         # the caller holds the link (_take), so only one task ever waits on the socket for writing
         w = self._stream
@@ -252,11 +196,10 @@ class Uplink:
         self._last_rx = time.ticks_ms()
         try:
             while True:
-                pkt = bytearray(await r.readexactly(1))
+                kind = (await r.readexactly(1))[0]
                 n = sh = 0
                 while True:
                     b = (await r.readexactly(1))[0]
-                    pkt.append(b)
                     n |= (b & 0x7F) << sh
                     if not b & 0x80:
                         break
@@ -265,19 +208,19 @@ class Uplink:
                         raise UplinkError("malformed packet length from broker")
                 body = await r.readexactly(n) if n else b""
                 self._last_rx = time.ticks_ms()
-                kind = pkt[0] & 0xF0
-                if kind == 0x40 and n >= 2:  # PUBACK
+                if kind & 0xF0 == 0x40 and n >= 2:  # PUBACK
                     self._ack = body[0] << 8 | body[1]
                     self._ev.set()
-                elif kind == 0x20 and n >= 2:  # CONNACK
+                elif kind & 0xF0 == 0x20 and n >= 2:  # CONNACK
                     self._connack = body[1]
                     self._ev.set()
-                elif kind == 0x30:  # PUBLISH: umqtt parses it, calls on_msg, acks it
-                    pkt.extend(body)
-                    ack = _run(self._c.wait_msg, rx=pkt)
-                    if ack:
-                        r.write(ack)  # sent now, or queued for the next drain
-                elif kind == 0x90 and body[-1:] == b"\x80":
+                elif kind & 0xF0 == 0x30 and n >= 2:  # PUBLISH: topic, [packet id], payload
+                    b = 2 + (body[0] << 8 | body[1])
+                    if kind & 6:  # QoS 1 (subscribed with 1, so never 2): ack it
+                        r.write(b"\x40\x02" + body[b:b + 2])  # sent now, or at the next drain
+                    if self.on_msg:
+                        self.on_msg(body[2:b], body[b + (2 if kind & 6 else 0):])
+                elif kind & 0xF0 == 0x90 and body[-1:] == b"\x80":
                     _log.warning("subscription refused by broker")
                 # PINGRESP and SUBACK need nothing more: _last_rx already moved
         except asyncio.CancelledError:
