@@ -35,7 +35,8 @@ def blocks():
     blocks, one of each size (see unpack_body._take)."""
     gc.collect()
     b = []
-    for n in (1024, 1336, 1024):  # the copy buffer; the inflater's state and window
+    # the copy buffer; the compressed block, the inflater's state and window
+    for n in (1024, 2128, 1336, 1024):
         try:
             b.append(bytearray(n))
         except MemoryError:

@@ -22,7 +22,6 @@ _CHUNK = const(2048)
 _TICK = const(16384)  # yield to the event loop at least this often while data keeps coming
 _SAMPLE = const(1048576)  # heap sample interval: a gc.collect() costs 1-2 ms
 MANIFEST = "app/.m"  # the manifest while installing; an app install renames it into the slot
-ZBLOCK = "app/.z"  # a compressed block while it is inflated (unpack_body)
 
 
 class BundleError(Exception):
@@ -118,11 +117,10 @@ class Reader:
                 raise BundleError("I/O error during %s: %s" % (self.stage, e))
             raise BundleError("%s during %s: %s" % (type(e).__name__, self.stage, e))
         finally:
-            for p in (MANIFEST, ZBLOCK):
-                try:
-                    os.remove(p)
-                except OSError:
-                    pass
+            try:
+                os.remove(MANIFEST)
+            except OSError:
+                pass
 
 
 def free_bytes():

@@ -3,12 +3,13 @@
 # copied or inflated into the sink while its SHA-256 is computed, then the sink commits.
 import gc
 import hashlib
+import io
 import json
 
 import deflate
 from micropython import const
 
-from perch.unpack import MANIFEST, ZBLOCK, BundleError
+from perch.unpack import MANIFEST, BundleError
 
 _BLOCK = const(2048)  # a compressed file is deflate streams of 2048 bytes each (last shorter)
 _ZMAX = const(2112)  # largest compressed block: 2048 random bytes deflate to ~2100
@@ -18,12 +19,13 @@ _STATE = const(1336)  # and its state (64-bit)
 
 def _take(r):
     # The inflater's blocks, once the header's code and the signature check's numbers are
-    # gone (into the runs ota.blocks kept free for both): room, a place kept for its state
-    # and window until the first block (the sink's code loads in between). Not in run():
-    # MicroPython's GC sees a coroutine's stale stack slots, and room must be free once
-    # _inflate lets go of it.
+    # gone (into the run ota.blocks kept free for both): the compressed block, and room, a
+    # place kept for the inflater's state and window until the first block (the sink's code
+    # loads in between). Not in run(): MicroPython's GC sees a coroutine's stale stack
+    # slots, and room must be free once _inflate lets go of it.
     r.room = None
     gc.collect()
+    r.bio = io.BytesIO(_ZMAX)
     try:
         r.room = (bytearray(_STATE), bytearray(_WINDOW))  # the larger first
     except MemoryError:
@@ -72,12 +74,12 @@ async def run(r, src, make_sink, man, nfiles, check):
 
 
 async def _inflate(r, src, left, z, out, h, wbits):
-    # Each block is a length (u16 BE) and a raw deflate stream of up to _BLOCK bytes. It is
-    # parked in a file and inflated from there: DeflateIO can only pull from a blocking
-    # stream, one byte per call, and a file needs no 2 KB run of the heap, as a BytesIO
-    # holding the block would.
+    # Each block is a length (u16 BE) and a raw deflate stream of up to _BLOCK bytes: it is
+    # read whole into a small BytesIO and inflated from there, as DeflateIO can only pull
+    # from a blocking stream and reads it one byte per call.
     mv = r.mv
     c = len(mv)
+    bio = r.bio
     bad = BundleError("corrupt compressed data in %s" % r.stage[5:])
     while left:
         await r._fill(src, mv[:2])
@@ -85,28 +87,19 @@ async def _inflate(r, src, left, z, out, h, wbits):
         z -= zl + 2
         if zl > _ZMAX or z < 0:
             raise bad
-        with open(ZBLOCK, "wb") as f:
-            while zl:
-                k = min(zl, c)
-                await r._fill(src, mv[:k])
-                f.write(mv[:k])
-                zl -= k
+        bio.seek(0)
+        while zl:
+            k = min(zl, c)
+            await r._fill(src, mv[:k])
+            bio.write(mv[:k])
+            zl -= k
+        bio.seek(0)
+        # The inflater's state and window (~1.9 KB on 64-bit, two blocks) go where room was,
+        # or where the last block's were: a failed allocation collects, which frees them.
+        r.room = None
+        d = deflate.DeflateIO(bio, deflate.RAW, wbits)
         k = min(left, _BLOCK)
         left -= k
-        _block(r, k, out, h, wbits, bad)
-    if z:
-        raise bad
-
-
-def _block(r, k, out, h, wbits, bad):
-    # k bytes out of the parked block. The inflater's state and window (two blocks, ~2.4 KB
-    # on 64-bit) go where room was, or where the last block's were: a failed allocation
-    # collects, which frees them.
-    mv = r.mv
-    c = len(mv)
-    r.room = None
-    with open(ZBLOCK, "rb") as f:
-        d = deflate.DeflateIO(f, deflate.RAW, wbits)
         while k:
             b = mv[:min(k, c)]
             try:
@@ -118,3 +111,6 @@ def _block(r, k, out, h, wbits, bad):
             h.update(b)
             out.write(b)
             k -= n
+        del d
+    if z:
+        raise bad
