@@ -120,5 +120,10 @@ async def upload(o, req, b):
             except Exception:
                 pass
         return json_error(503 if nomem else 400, o.last_error, state=o.state)
+    except BaseException:
+        # cancelled with the connection: the state must not stay "installing", nor MQTT quiet
+        if o.state == "installing":
+            fail(o, "upload interrupted")
+        raise
     installed(o, man)
     return {"version": man["version"], "state": o.state, "rebooting": True}
