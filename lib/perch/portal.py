@@ -4,6 +4,7 @@
 import gc
 
 from perch import auth, wifi
+from perch.config import lazy
 from perch.web import json_error
 
 
@@ -33,9 +34,8 @@ async def portal(req, path):
     elif page == "wifi" and sub == "scan" and m == "POST":
         wifi.request_scan()
         return {"scanning": True}, 202
-    from perch import wifijoin
-
-    return wifijoin.api(req, page, sub)
+    # kept only if the supervisor is joining with it
+    return lazy("wifijoin").api(req, page, sub)
 
 
 def setup(ctx):
