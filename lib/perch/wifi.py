@@ -2,12 +2,13 @@
 # is reachable, and falls back to the AP after a long outage. The module itself is
 # the object the rest of the firmware reads (ctx.wifi): its globals are the state.
 #
-# Only what runs all the time lives here. The rest is loaded for each use and dropped
-# after, so that a joined board keeps none of it in RAM: the access point up and down,
-# scans and their digest for the pages, and the first steps at boot are perch.wifiradio
-# (reached as wifi.<name> through __getattr__ below); joining (saved networks, credential
-# tests, edits of the saved list) is perch.wifijoin, loaded only while something is to be
-# joined or a page uses it; the captive DNS and redirect are perch.dns, up with the AP.
+# Only what runs all the time lives here. The rest is loaded when needed and dropped after,
+# so that a joined board keeps none of it in RAM: the first steps at boot and the access
+# point up and down are perch.wifiradio, scans and their digest for the pages
+# perch.wifiscan (loaded while the AP is up), both reached as wifi.<name> through
+# __getattr__ below; joining (saved networks, credential tests, edits of the saved list) is
+# perch.wifijoin, loaded only while something is to be joined or a page uses it; the
+# captive DNS and redirect are perch.dns, up with the AP.
 import asyncio
 import sys
 import time
@@ -27,7 +28,7 @@ _TICK_MS = const(200)
 _AP_RESCAN_MS = const(15_000)  # background scan cadence while the portal is up
 _RETRY_MS = const(10_000)  # station down: retry the saved networks this often
 
-# State: written by the supervisor task (with perch.wifiradio's and perch.wifijoin's help)
+# State: written by the supervisor task (with the help of the modules named above)
 # and, for a scan or a join asked for by a page, by the page's handler.
 ctx: "Any" = None
 sta: "Any" = None
@@ -45,9 +46,9 @@ retry_at = 0
 
 
 def __getattr__(name):
-    # ap_start(why), ap_stop(), scan(), scan_doc(), digest_scan(raw): perch.wifiradio's,
-    # loaded for this use (the supervisor keeps it loaded while it runs one of them)
-    return getattr(lazy("wifiradio"), name)
+    # ap_start(why), ap_stop(): perch.wifiradio's; scan(), scan_doc(),
+    # digest_scan(raw): perch.wifiscan's. Loaded for this use unless loaded already.
+    return getattr(lazy("wifiradio" if name[:3] == "ap_" else "wifiscan"), name)
 
 
 # --- what the rest of the firmware reads ------------------------------------------
@@ -89,19 +90,9 @@ def request_scan():
 # --- the supervisor task -----------------------------------------------------------
 
 
-async def _radio(step):
-    # one step of perch.wifiradio, kept loaded while it runs (nested uses share it)
-    from perch import wifiradio
-
-    try:
-        await getattr(wifiradio, step)()
-    finally:
-        drop("wifiradio")
-
-
 async def run():
     global link, down_since, ap_off_at, retry_at
-    await _radio("boot")
+    await lazy("wifiradio").boot()
     while True:
         if job is None and (link is not None or not saved()):
             # Nothing to join: give its code back, also when a page loaded it (before a
@@ -147,7 +138,7 @@ async def run():
                     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
             if scan_due:
-                await _radio("scan")
+                await lazy("wifiscan").scan()
         except Exception as e:  # noqa: BLE001 - the supervisor must survive
             _log.exc(e, "wifi supervisor step failed")
             await asyncio.sleep_ms(1000)
