@@ -270,3 +270,22 @@ def test_setup_ap_uses_wpa2_when_ap_password_set(board, tmp_path):
     assert "secured=True" in b.log()
     assert "portal-pass-1" not in b.log()
     assert b.get("/api/config").json()["ap"]["password"] == {"set": True}
+
+
+def test_network_constants_match_the_esp32_port():
+    # wifijoin and wifiradio fold network's STAT_*, AP_IF and AUTH_* into const()s (no slots
+    # in perch.hw): each must hold the ESP32 port's value, as its stubs declare it.
+    import re
+    from importlib import metadata
+
+    dist = metadata.distribution("micropython-esp32-esp32-generic-stubs")
+    stub = next(f for f in dist.files if f.name == "network.pyi").locate().read_text()
+    port = dict(re.findall(r"^(\w+): Final\[int\] = (-?\d+)", stub, re.M))
+    seen = 0
+    for mod in ("wifijoin", "wifiradio"):
+        src = (REPO / "lib" / "perch" / f"{mod}.py").read_text()
+        for name, value in re.findall(r"^_((?:STAT|AUTH)_\w+|AP_IF) = const\((\d+)\)", src,
+                                      re.M):
+            assert port[name] == value, f"{mod}._{name}"
+            seen += 1
+    assert seen == 9

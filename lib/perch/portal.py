@@ -4,15 +4,27 @@
 import gc
 
 from perch import auth, wifi
-from perch.config import lazy
+from perch.config import drop, lazy
 from perch.web import json_error
+
+
+async def _view(*args):
+    # The page code is loaded for this request only: collect first, so that it lands in one
+    # compact run of the heap instead of failing on a fragmented one.
+    gc.collect()
+    try:
+        return await auth.view(*args)
+    finally:
+        # The Wi-Fi pages load it: give it back unless a join is under way (a credential
+        # test, from request_join until its result; or the saved networks out of reach)
+        if wifi.attempt["state"] != "connecting" and wifi.healthy():
+            drop("wifijoin")
 
 
 async def wizard(req):
     # "/" is the setup wizard until a network is saved, the status page after.
     if req.path == "/" and req.method in ("GET", "HEAD") and not wifi.saved():
-        gc.collect()  # as for the pages below
-        return await auth.view("wizard", wifi.ctx, req)
+        return await _view("wizard", wifi.ctx, req)
     return None
 
 
@@ -24,10 +36,7 @@ async def portal(req, path):
     m = req.method
     if not api:
         if m != "DELETE":
-            # The page code is loaded for this request only: collect first, so that it
-            # lands in one compact run of the heap instead of failing on a fragmented one.
-            gc.collect()
-            return await auth.view("dispatch", wifi.ctx, req, page, sub)
+            return await _view("dispatch", wifi.ctx, req, page, sub)
         page = ""  # no such method: wifijoin.api says so
     elif page == "wifi" and sub == "networks" and (m == "GET" or m == "HEAD"):
         return wifi.scan_doc()  # polled by the page while a scan runs

@@ -94,9 +94,8 @@ async def run():
     global link, down_since, ap_off_at, retry_at
     await lazy("wifiradio").boot()
     while True:
-        if job is None and (link is not None or not saved()):
-            # Nothing to join: give its code back, also when a page loaded it (before a
-            # scan the page asked for, which would keep it for the sweep).
+        if job is None and healthy():
+            # Nothing to join: give its code back (the portal does too, after a page).
             drop("wifijoin")
         try:
             now = time.ticks_ms()

@@ -8,8 +8,15 @@ import time
 
 from micropython import const
 
-from perch import config, hw, wifi
+from perch import config, wifi
 
+# network.STAT_* of the ESP32 port (Final in its stubs; tests/test_wifi.py checks them)
+_STAT_GOT_IP = const(1010)
+_STAT_WRONG_PASSWORD = const(202)
+_STAT_NO_AP_FOUND = const(201)
+_STAT_HANDSHAKE_TIMEOUT = const(204)
+_STAT_ASSOC_FAIL = const(203)
+_STAT_BEACON_TIMEOUT = const(200)
 _POLL_MS = const(100)
 _RETRY_MS = const(10_000)  # as in perch.wifi
 _BACKOFF_MAX_MS = const(120_000)
@@ -44,18 +51,18 @@ async def connect(ssid, password):
     while True:
         await asyncio.sleep_ms(_POLL_MS)
         st = sta.status()
-        if st == hw.STAT_GOT_IP:
+        if st == _STAT_GOT_IP:
             wifi.link = ssid
             wifi.down_since = None
             wifi._log.info("station connected", ssid=ssid, ip=wifi.station_ip())
             return None
-        if st == hw.STAT_WRONG_PASSWORD or st == hw.STAT_HANDSHAKE_TIMEOUT:
+        if st == _STAT_WRONG_PASSWORD or st == _STAT_HANDSHAKE_TIMEOUT:
             why = "wrong password"
-        elif st == hw.STAT_NO_AP_FOUND:
+        elif st == _STAT_NO_AP_FOUND:
             why = "SSID not found"
-        elif st == hw.STAT_ASSOC_FAIL:
+        elif st == _STAT_ASSOC_FAIL:
             why = "association refused"
-        elif st == hw.STAT_BEACON_TIMEOUT:
+        elif st == _STAT_BEACON_TIMEOUT:
             why = "signal lost"
         elif time.ticks_diff(time.ticks_ms(), t0) > limit:
             why = "timeout"

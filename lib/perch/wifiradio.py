@@ -10,6 +10,10 @@ from perch import hw, wifi
 from perch.config import drop
 
 _RETRY_MS = const(10_000)  # as in perch.wifi
+# network.AP_IF and AUTH_* of the ESP32 port (Final in its stubs; tests/test_wifi.py checks them)
+_AP_IF = const(1)
+_AUTH_OPEN = const(0)
+_AUTH_WPA2_PSK = const(3)
 
 
 # --- access point ------------------------------------------------------------------
@@ -22,12 +26,12 @@ def ap_start(why):
         return
     ctx = w.ctx
     pw = ctx.cfg["ap.password"]
-    ap = hw.wlan(hw.AP_IF)
+    ap = hw.wlan(_AP_IF)
     ap.active(True)
     if pw:
-        ap.config(ssid=ctx.device_id, security=hw.AUTH_WPA2_PSK, key=pw)
+        ap.config(ssid=ctx.device_id, security=_AUTH_WPA2_PSK, key=pw)
     else:
-        ap.config(ssid=ctx.device_id, security=hw.AUTH_OPEN)
+        ap.config(ssid=ctx.device_id, security=_AUTH_OPEN)
     w.ap_on = True
     w._log.info("access point up", ssid=ctx.device_id, secured=bool(pw), why=why)
     # The scan code stays loaded while the AP is up: the portal polls its results and the
@@ -49,7 +53,7 @@ def ap_stop():
             d.stop()
             drop("dns")
         drop("wifiscan")
-        hw.wlan(hw.AP_IF).active(False)
+        hw.wlan(_AP_IF).active(False)
         w.ap_on = False
         w._log.info("access point down")
 
