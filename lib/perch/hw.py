@@ -15,14 +15,13 @@ STA_IF = network.STA_IF
 
 
 # Plain aliases where a wrapper would add nothing but its own RAM.
-set_hostname = network.hostname  # DHCP and mDNS name: the board answers as <name>.local
 reset = machine.reset
 # Cancels the bootloader's pending-verify rollback of a new firmware image (no-op otherwise)
 mark_app_valid = esp32.Partition.mark_app_valid_cancel_rollback
 
 
 def __getattr__(name):
-    # device_id, watchdog, dns_server, adc, i2c, dht22, set_rtc, ota_partitions,
+    # device_id, set_hostname, watchdog, dns_server, adc, i2c, dht22, set_rtc, ota_partitions,
     # partition_label: perch.hw_rare's, loaded per call (they are called once at boot or at
     # setup, on connect, or for an OTA)
     return getattr(lazy("hw_rare"), name)
