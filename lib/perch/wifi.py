@@ -5,7 +5,7 @@
 # Only what runs all the time lives here. The rest is loaded when needed and dropped after,
 # so that a joined board keeps none of it in RAM: the first steps at boot and the access
 # point up and down are perch.wifiradio, scans and their digest for the pages
-# perch.wifiscan (loaded while the AP is up), both reached as wifi.<name> through
+# perch.wifiscan, both reached as wifi.<name> through
 # __getattr__ below; joining (saved networks, credential tests, edits of the saved list) is
 # perch.wifijoin, loaded only while something is to be joined or a page uses it; the
 # captive DNS and redirect are perch.dns, up with the AP.
@@ -137,7 +137,10 @@ async def run():
                     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
             if scan_due:
-                await lazy("wifiscan").scan()
+                from perch import wifiscan  # kept loaded while it runs: pages poll meanwhile
+
+                await wifiscan.scan()
+                drop("wifiscan")
         except Exception as e:  # noqa: BLE001 - the supervisor must survive
             _log.exc(e, "wifi supervisor step failed")
             await asyncio.sleep_ms(1000)

@@ -34,9 +34,6 @@ def ap_start(why):
         ap.config(ssid=ctx.device_id, security=_AUTH_OPEN)
     w.ap_on = True
     w._log.info("access point up", ssid=ctx.device_id, secured=bool(pw), why=why)
-    # The scan code stays loaded while the AP is up: the portal polls its results and the
-    # supervisor rescans every 15 s.
-    __import__("perch.wifiscan")
     try:
         from perch import dns
 
@@ -52,7 +49,6 @@ def ap_stop():
         if d:
             d.stop()
             drop("dns")
-        drop("wifiscan")
         hw.wlan(_AP_IF).active(False)
         w.ap_on = False
         w._log.info("access point down")

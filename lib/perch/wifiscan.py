@@ -1,7 +1,7 @@
-# Scans for the Wi-Fi supervisor and their digest for the pages. Loaded while the setup
-# access point is up (perch.wifiradio keeps it then: the portal polls the results and the
-# supervisor rescans every 15 s), else for each use and dropped after (perch.wifi's
-# __getattr__ and config.lazy). All state stays in perch.wifi; this module has none.
+# Scans for the Wi-Fi supervisor and their digest for the pages, loaded for each use and
+# dropped after (perch.wifi's __getattr__ and config.lazy; the supervisor keeps it loaded
+# while its scan runs, so that a page polling the results meanwhile shares it). All state
+# stays in perch.wifi; this module has none.
 #
 # WLAN.scan() blocks its caller for the whole channel sweep (about 1-2 s), on the chip as on
 # the virtual board. It runs in a _thread so the asyncio loop keeps serving: the ESP32 port
