@@ -25,7 +25,7 @@ SIM = REPO / "tools" / "sim" / "board"
 
 DIGEST = """
 import json
-from perch import wifi, wifijoin
+from perch import wifi, wificonnect
 raw = [
     (b"Home", b"\\x01" * 6, 6, -70, 3, False),
     (b"Home", b"\\x02" * 6, 11, -48, 3, False),
@@ -42,7 +42,7 @@ saved = [
     {"ssid": "Secret", "priority": 1, "hidden": True},
     {"ssid": "Caf\\u00e9", "priority": 3, "hidden": False},
 ]
-order = [n["ssid"] for n in wifijoin.join_order(saved, wifi.nets)]
+order = [n["ssid"] for n in wificonnect.join_order(saved, wifi.nets)]
 print(json.dumps({"nets": wifi.scan_doc()["networks"], "order": order}))
 """
 
@@ -273,7 +273,7 @@ def test_setup_ap_uses_wpa2_when_ap_password_set(board, tmp_path):
 
 
 def test_network_constants_match_the_esp32_port():
-    # wifijoin and wifiradio fold network's STAT_*, AP_IF and AUTH_* into const()s (no slots
+    # wificonnect and wifiradio fold network's STAT_*, AP_IF and AUTH_* into const()s (no slots
     # in perch.hw): each must hold the ESP32 port's value, as its stubs declare it.
     import re
     from importlib import metadata
@@ -282,7 +282,7 @@ def test_network_constants_match_the_esp32_port():
     stub = next(f for f in dist.files if f.name == "network.pyi").locate().read_text()
     port = dict(re.findall(r"^(\w+): Final\[int\] = (-?\d+)", stub, re.M))
     seen = 0
-    for mod in ("wifijoin", "wifiradio"):
+    for mod in ("wificonnect", "wifiradio"):
         src = (REPO / "lib" / "perch" / f"{mod}.py").read_text()
         for name, value in re.findall(r"^_((?:STAT|AUTH)_\w+|AP_IF) = const\((\d+)\)", src,
                                       re.M):

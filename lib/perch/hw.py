@@ -9,7 +9,7 @@ import network
 from perch.config import lazy
 
 # network's STAT_*, AP_IF and AUTH_* constants are const()s of the modules that use them
-# (wifijoin, wifiradio): fixed values of the ESP32 port (Final in its stubs), folded into the
+# (wificonnect, wifiradio): fixed values of the ESP32 port (Final in its stubs), folded into the
 # code instead of a slot each in this module for the board's life.
 STA_IF = network.STA_IF
 

@@ -15,10 +15,7 @@ async def _view(*args):
     try:
         return await auth.view(*args)
     finally:
-        # The Wi-Fi pages load it: give it back unless a join is under way (a credential
-        # test, from request_join until its result; or the saved networks out of reach)
-        if wifi.attempt["state"] != "connecting" and wifi.healthy():
-            drop("wifijoin")
+        drop("wifijoin")  # the Wi-Fi pages load it (the supervisor never does)
 
 
 async def wizard(req):

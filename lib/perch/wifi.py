@@ -6,9 +6,10 @@
 # so that a joined board keeps none of it in RAM: the first steps at boot and the access
 # point up and down are perch.wifiradio, scans and their digest for the pages
 # perch.wifiscan, both reached as wifi.<name> through
-# __getattr__ below; joining (saved networks, credential tests, edits of the saved list) is
-# perch.wifijoin, loaded only while something is to be joined or a page uses it; the
-# captive DNS and redirect are perch.dns, up with the AP.
+# __getattr__ below; joining (saved networks, credential tests) is perch.wificonnect, loaded
+# only while something is to be joined; edits of the saved list and the portal's requests
+# are perch.wifijoin, loaded per request; the captive DNS and redirect are perch.dns, up
+# with the AP.
 import asyncio
 import sys
 import time
@@ -95,16 +96,15 @@ async def run():
     await lazy("wifiradio").boot()
     while True:
         if job is None and healthy():
-            # Nothing to join: give its code back (the portal does too, after a page).
-            drop("wifijoin")
+            drop("wificonnect")  # nothing to join: give its code back
         try:
             now = time.ticks_ms()
             scan_due = scanning or (ap_on and (
                 scan_at is None or time.ticks_diff(now, scan_at) >= _AP_RESCAN_MS))
             if job is not None:
-                from perch import wifijoin
+                from perch import wificonnect
 
-                await wifijoin.run_job()
+                await wificonnect.run_job()
                 scan_due = False
             elif sta.isconnected():
                 if link is None:
@@ -131,9 +131,9 @@ async def run():
                         fallback * 1000):
                     lazy("wifiradio").ap_start("station down for %d s" % fallback)
                 if saved() and time.ticks_diff(now, retry_at) >= 0:
-                    from perch import wifijoin
+                    from perch import wificonnect
 
-                    await wifijoin.join_saved(True)  # scans first
+                    await wificonnect.join_saved(True)  # scans first
                     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
             if scan_due:

@@ -68,9 +68,9 @@ async def boot():
     if w.saved():
         why = "no saved network reachable"
         try:
-            from perch import wifijoin
+            from perch import wificonnect
 
-            if await wifijoin.join_saved():
+            if await wificonnect.join_saved():
                 why = ""
         except Exception as e:  # noqa: BLE001 - e.g. no memory for the code: open the AP
             w._log.exc(e, "joining the saved networks failed")
