@@ -289,3 +289,13 @@ def test_network_constants_match_the_esp32_port():
             assert port[name] == value, f"{mod}._{name}"
             seen += 1
     assert seen == 9
+
+
+def test_saved_network_limit_matches_the_schema():
+    # wifijoin checks the limit itself rather than load perch.schema for one number
+    import re
+
+    schema = (REPO / "lib" / "perch" / "schema.py").read_text()
+    join = (REPO / "lib" / "perch" / "wifijoin.py").read_text()
+    limit = re.search(r'"wifi\.networks": \(_NETS, 0, (\d+)\)', schema).group(1)
+    assert re.search(r"^_MAX_NETS = const\((\d+)\)", join, re.M).group(1) == limit

@@ -3,13 +3,13 @@
 # the object the rest of the firmware reads (ctx.wifi): its globals are the state.
 #
 # Only what runs all the time lives here. The rest is loaded when needed and dropped after,
-# so that a joined board keeps none of it in RAM: the first steps at boot and the access
-# point up and down are perch.wifiradio, scans and their digest for the pages
-# perch.wifiscan, both reached as wifi.<name> through
-# __getattr__ below; joining (saved networks, credential tests) is perch.wificonnect, loaded
-# only while something is to be joined; edits of the saved list and the portal's requests
-# are perch.wifijoin, loaded per request; the captive DNS and redirect are perch.dns, up
-# with the AP.
+# so that a joined board keeps none of it in RAM:
+# - perch.wifiradio: the first steps at boot, the access point up and down;
+# - perch.wifiscan: scans and their digest for the pages;
+#   (both reached as wifi.<name> through __getattr__ below)
+# - perch.wificonnect: joins (saved networks, credential tests), while there is one to do;
+# - perch.wifijoin: edits of the saved list and the portal's requests, per request;
+# - perch.dns: the captive DNS and redirect, while the AP is up.
 import asyncio
 import sys
 import time

@@ -1,7 +1,13 @@
 # Editing the saved networks and queueing a credential test (which the supervisor runs with
 # perch.wificonnect), with the portal's Wi-Fi API calls that are not polled. Loaded by the
 # portal's handlers and pages for one request and dropped after it.
+from micropython import const
+
 from perch import config, wifi
+
+# The most networks wifi.networks holds (its maximum in perch.schema, which tests/test_wifi.py
+# checks): reading it there would load the whole schema, ~11 KB, for each join request.
+_MAX_NETS = const(8)
 
 
 def request_join(ssid, password, hidden=False, priority=0):
@@ -41,7 +47,7 @@ def network_entry(doc, w, need_password=True):
     if not isinstance(prio, int) or isinstance(prio, bool) or not -100 <= prio <= 100:
         raise config.ConfigError("priority", "must be an integer from -100 to 100")
     known = [n["ssid"] for n in w.saved()]
-    if ssid not in known and len(known) >= config.SCHEMA["wifi.networks"][3]:
+    if ssid not in known and len(known) >= _MAX_NETS:
         raise config.ConfigError("ssid", "%d networks saved already: forget one first"
                                  % len(known))
     return {"ssid": ssid, "password": pw, "hidden": hidden, "priority": prio}
