@@ -40,7 +40,7 @@ async def portal(req, path):
     elif page == "wifi" and sub == "scan" and m == "POST":
         wifi.request_scan()
         return {"scanning": True}, 202
-    # kept only if the supervisor is joining with it
+    # loaded for this request only
     return lazy("wifijoin").api(req, page, sub)
 
 
