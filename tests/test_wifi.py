@@ -25,7 +25,7 @@ SIM = REPO / "tools" / "sim" / "board"
 
 DIGEST = """
 import json
-from perch import wifi, wifijoin
+from perch import wifi, wificonnect
 raw = [
     (b"Home", b"\\x01" * 6, 6, -70, 3, False),
     (b"Home", b"\\x02" * 6, 11, -48, 3, False),
@@ -42,7 +42,7 @@ saved = [
     {"ssid": "Secret", "priority": 1, "hidden": True},
     {"ssid": "Caf\\u00e9", "priority": 3, "hidden": False},
 ]
-order = [n["ssid"] for n in wifijoin.join_order(saved, wifi.nets)]
+order = [n["ssid"] for n in wificonnect.join_order(saved, wifi.nets)]
 print(json.dumps({"nets": wifi.scan_doc()["networks"], "order": order}))
 """
 
@@ -270,3 +270,32 @@ def test_setup_ap_uses_wpa2_when_ap_password_set(board, tmp_path):
     assert "secured=True" in b.log()
     assert "portal-pass-1" not in b.log()
     assert b.get("/api/config").json()["ap"]["password"] == {"set": True}
+
+
+def test_network_constants_match_the_esp32_port():
+    # wificonnect and wifiradio fold network's STAT_*, AP_IF and AUTH_* into const()s (no slots
+    # in perch.hw): each must hold the ESP32 port's value, as its stubs declare it.
+    import re
+    from importlib import metadata
+
+    dist = metadata.distribution("micropython-esp32-esp32-generic-stubs")
+    stub = next(f for f in dist.files if f.name == "network.pyi").locate().read_text()
+    port = dict(re.findall(r"^(\w+): Final\[int\] = (-?\d+)", stub, re.M))
+    seen = 0
+    for mod in ("wificonnect", "wifiradio"):
+        src = (REPO / "lib" / "perch" / f"{mod}.py").read_text()
+        for name, value in re.findall(r"^_((?:STAT|AUTH)_\w+|AP_IF) = const\((\d+)\)", src,
+                                      re.M):
+            assert port[name] == value, f"{mod}._{name}"
+            seen += 1
+    assert seen == 9
+
+
+def test_saved_network_limit_matches_the_schema():
+    # wifijoin checks the limit itself rather than load perch.schema for one number
+    import re
+
+    schema = (REPO / "lib" / "perch" / "schema.py").read_text()
+    join = (REPO / "lib" / "perch" / "wifijoin.py").read_text()
+    limit = re.search(r'"wifi\.networks": \(_NETS, 0, (\d+)\)', schema).group(1)
+    assert re.search(r"^_MAX_NETS = const\((\d+)\)", join, re.M).group(1) == limit

@@ -10,6 +10,13 @@ def device_id():
     return "perch-" + "".join("%02x" % b for b in machine.unique_id()[-3:])
 
 
+def set_hostname(name):
+    # DHCP and mDNS name: the board answers as <name>.local. A call, not an alias of
+    # network.hostname: holding that function would keep the virtual board's network code
+    # for its rare calls loaded.
+    network.hostname(name)
+
+
 def watchdog(timeout_ms):
     return machine.WDT(timeout=timeout_ms)
 

@@ -4,14 +4,24 @@
 import gc
 
 from perch import auth, wifi
+from perch.config import drop, lazy
 from perch.web import json_error
+
+
+async def _view(*args):
+    # The page code is loaded for this request only: collect first, so that it lands in one
+    # compact run of the heap instead of failing on a fragmented one.
+    gc.collect()
+    try:
+        return await auth.view(*args)
+    finally:
+        drop("wifijoin")  # the Wi-Fi pages load it (the supervisor never does)
 
 
 async def wizard(req):
     # "/" is the setup wizard until a network is saved, the status page after.
     if req.path == "/" and req.method in ("GET", "HEAD") and not wifi.saved():
-        gc.collect()  # as for the pages below
-        return await auth.view("wizard", wifi.ctx, req)
+        return await _view("wizard", wifi.ctx, req)
     return None
 
 
@@ -23,19 +33,15 @@ async def portal(req, path):
     m = req.method
     if not api:
         if m != "DELETE":
-            # The page code is loaded for this request only: collect first, so that it
-            # lands in one compact run of the heap instead of failing on a fragmented one.
-            gc.collect()
-            return await auth.view("dispatch", wifi.ctx, req, page, sub)
+            return await _view("dispatch", wifi.ctx, req, page, sub)
         page = ""  # no such method: wifijoin.api says so
     elif page == "wifi" and sub == "networks" and (m == "GET" or m == "HEAD"):
         return wifi.scan_doc()  # polled by the page while a scan runs
     elif page == "wifi" and sub == "scan" and m == "POST":
         wifi.request_scan()
         return {"scanning": True}, 202
-    from perch import wifijoin
-
-    return wifijoin.api(req, page, sub)
+    # loaded for this request only
+    return lazy("wifijoin").api(req, page, sub)
 
 
 def setup(ctx):

@@ -1,122 +1,13 @@
-# Joining networks and editing the saved list, with the portal's API calls that are not
-# polled. The Wi-Fi supervisor loads this only while there is something to join (saved
-# networks out of reach, a credential test from the portal), the portal's handlers and
-# pages when they use it; perch.wifi drops it again once the station is up or nothing is
-# saved. All state but the backoff stays in perch.wifi.
-import asyncio
-import time
-
+# Editing the saved networks and queueing a credential test (which the supervisor runs with
+# perch.wificonnect), with the portal's Wi-Fi API calls that are not polled. Loaded by the
+# portal's handlers and pages for one request and dropped after it.
 from micropython import const
 
-from perch import config, hw, wifi
+from perch import config, wifi
 
-_POLL_MS = const(100)
-_RETRY_MS = const(10_000)  # as in perch.wifi
-_BACKOFF_MAX_MS = const(120_000)
-
-# ssid -> (failures, ticks of the last failure). Dropped with the module once the station is
-# up, which is when it stops mattering.
-_backoff: dict = {}
-
-
-def join_order(saved, visible):
-    """Saved networks to try: visible ones by priority then signal, then hidden ones (a
-    scan cannot see them). Saved, visible-capable networks missing from the scan are
-    skipped. visible holds perch.wifi scan tuples (rssi, ssid, ...)."""
-    rssi = {n[1]: n[0] for n in visible}
-    seen = [n for n in saved if n["ssid"] in rssi]
-    seen.sort(key=lambda n: (-n.get("priority", 0), -rssi[n["ssid"]]))
-    hidden = [n for n in saved if n["ssid"] not in rssi and n.get("hidden")]
-    hidden.sort(key=lambda n: -n.get("priority", 0))
-    return seen + hidden
-
-
-async def connect(ssid, password):
-    """None on success, else a reason: wrong password, SSID not found, timeout, ..."""
-    sta = wifi.sta
-    try:
-        sta.disconnect()
-        sta.connect(ssid, password)
-    except OSError as e:
-        return "radio error: %s" % e
-    t0 = time.ticks_ms()
-    limit = wifi.ctx.cfg["wifi.timeout_s"] * 1000
-    while True:
-        await asyncio.sleep_ms(_POLL_MS)
-        st = sta.status()
-        if st == hw.STAT_GOT_IP:
-            wifi.link = ssid
-            wifi.down_since = None
-            wifi._log.info("station connected", ssid=ssid, ip=wifi.station_ip())
-            return None
-        if st == hw.STAT_WRONG_PASSWORD or st == hw.STAT_HANDSHAKE_TIMEOUT:
-            why = "wrong password"
-        elif st == hw.STAT_NO_AP_FOUND:
-            why = "SSID not found"
-        elif st == hw.STAT_ASSOC_FAIL:
-            why = "association refused"
-        elif st == hw.STAT_BEACON_TIMEOUT:
-            why = "signal lost"
-        elif time.ticks_diff(time.ticks_ms(), t0) > limit:
-            why = "timeout"
-        else:
-            continue
-        sta.disconnect()
-        return why
-
-
-async def join_saved(background=False):
-    """Scan, then try the saved networks in join_order; in the background, a network that
-    failed lately waits out its backoff."""
-    saved = wifi.saved()
-    if not saved:
-        return False
-    await wifi.scan()
-    now = time.ticks_ms()
-    for n in join_order(saved, wifi.nets):
-        if wifi.job is not None:
-            return False  # the user is waiting: their network first
-        ssid = n["ssid"]
-        fails, at = _backoff.get(ssid, (0, 0))
-        if background and fails and time.ticks_diff(now, at) < min(
-                _RETRY_MS << min(fails, 6), _BACKOFF_MAX_MS):
-            continue
-        why = await connect(ssid, n["password"])
-        if why is None:
-            return True
-        _backoff[ssid] = (fails + 1, time.ticks_ms())
-        wifi._log.warning("join failed", ssid=ssid, reason=why)
-    return False
-
-
-async def run_job():
-    """Test the credentials of wifi.job while the AP stays up; save them if they work."""
-    ssid, pw, hidden, prio = wifi.job
-    wifi.job = None
-    was = wifi.link
-    wifi.link = None
-    lg = wifi._log
-    lg.info("testing credentials", ssid=ssid, ap=wifi.ap_on)
-    why = await connect(ssid, pw)
-    if wifi.job is not None:
-        return  # superseded by a newer request while this one ran
-    if why is None:
-        nets = [n for n in wifi.saved() if n["ssid"] != ssid]
-        nets.append({"ssid": ssid, "password": pw, "hidden": hidden, "priority": prio})
-        try:
-            _store(nets)
-            lg.info("network saved", ssid=ssid, saved=len(nets))
-        except config.ConfigError as e:
-            lg.error("network not saved", err=e)
-        wifi.attempt = {"ssid": ssid, "state": "connected", "reason": None,
-                        "ip": wifi.station_ip()}
-        if wifi.ap_on:
-            wifi.ap_off_at = None  # the supervisor starts the AP's linger time
-        return
-    wifi.attempt = {"ssid": ssid, "state": "failed", "reason": why, "ip": None}
-    lg.warning("credentials rejected", ssid=ssid, reason=why)
-    if (was or not wifi.ap_on) and not await join_saved():
-        wifi.ap_start("saved networks unreachable")
+# The most networks wifi.networks holds (its maximum in perch.schema, which tests/test_wifi.py
+# checks): reading it there would load the whole schema, ~11 KB, for each join request.
+_MAX_NETS = const(8)
 
 
 def request_join(ssid, password, hidden=False, priority=0):
@@ -156,7 +47,7 @@ def network_entry(doc, w, need_password=True):
     if not isinstance(prio, int) or isinstance(prio, bool) or not -100 <= prio <= 100:
         raise config.ConfigError("priority", "must be an integer from -100 to 100")
     known = [n["ssid"] for n in w.saved()]
-    if ssid not in known and len(known) >= config.SCHEMA["wifi.networks"][3]:
+    if ssid not in known and len(known) >= _MAX_NETS:
         raise config.ConfigError("ssid", "%d networks saved already: forget one first"
                                  % len(known))
     return {"ssid": ssid, "password": pw, "hidden": hidden, "priority": prio}

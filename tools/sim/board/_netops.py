@@ -67,6 +67,14 @@ def __getattr__(name):
     return machine._lazy("_netconst", name)
 
 
+def _bind(w, name):
+    # network.WLAN.<name> of w, bound (network.WLAN.__getattr__): whoever holds it keeps this
+    # module loaded, which perch never does (it calls the methods, holding none)
+    if name not in ("active", "connect", "disconnect", "config", "ipconfig"):
+        raise AttributeError(name)
+    return lambda *x, **k: getattr(WLAN, name)(w, *x, **k)
+
+
 def _poll(w):
     # network.WLAN.isconnected() of the station w, once the world changed or a wait ran out
     w.seen = machine._world()

@@ -26,16 +26,13 @@ _wlan = {}  # interface id -> its one WLAN object (one radio, as on the chip)
 
 def __getattr__(a, b=None):
     # The names of network (a) and the WLAN methods (a the WLAN, b the name) that _netops
-    # holds. A function goes out as a stand-in that loads it for each call: the function itself
-    # would keep all of _netops alive for as long as someone holds it (perch.hw does).
+    # holds, loaded for this use. A function of _netops keeps all of it loaded for as long as
+    # someone holds it: perch holds none (it calls them; perch.hw has no aliases of them).
     if b is None:
         if a[0] == "_":
             raise AttributeError(a)
-        v = machine._lazy("_netops", a)
-        return (lambda *x, **k: machine._lazy("_netops", a)(*x, **k)) if callable(v) else v
-    if b not in ("active", "connect", "disconnect", "config", "ipconfig"):
-        raise AttributeError(b)
-    return lambda *x, **k: getattr(machine._lazy("_netops", "WLAN"), b)(a, *x, **k)
+        return machine._lazy("_netops", a)
+    return machine._lazy("_netops", "_bind")(a, b)
 
 
 def _ap(n):
