@@ -14,11 +14,14 @@
 # interned-string tables, which grow with each loaded module, so the head is
 # parsed as bytes and only the parts a handler reads become str.
 import asyncio
+import sys
 import time
 
 from microdot import Microdot, Request, Response
 from microdot.microdot import NoCaseDict
 from micropython import const
+
+from perch.config import drop
 
 _MAX_CONNS = const(8)
 _LINE_MAX = const(1024)
@@ -267,5 +270,9 @@ async def handle(reader, writer):
             pass
         finally:
             _close(writer)
+            # Every page loads perch.pages (web.py, the page modules, ota's): drop it once the
+            # page is out, so that its code is not kept in RAM between the (rare) pages.
+            if "perch.pages" in sys.modules:
+                drop("pages")
     finally:
         active -= 1
