@@ -21,7 +21,7 @@ from microdot import Microdot, Request, Response
 from microdot.microdot import NoCaseDict
 from micropython import const
 
-from perch.config import drop
+from perch.config import drop, lazy
 
 _MAX_CONNS = const(8)
 _LINE_MAX = const(1024)
@@ -32,22 +32,8 @@ _READ_MS = const(5000)  # the head, and a body's each read (perch.replay, web's 
 _CHUNK = const(512)
 _OUT = const(1024)  # response bytes gathered into one send
 
-# The guard's own answers, in one string: each str constant would cost a heap object.
-# _STATUS: the status lines; _MSG: the messages, numbered from 0 in order (_E_*).
-_STATUS = (
-    "302 Found|400 Bad Request|408 Request Timeout|411 Length Required|"
-    "413 Content Too Large|414 URI Too Long|429 Too Many Requests|"
-    "431 Request Header Fields Too Large|"
-)
-_MSG = (
-    "malformed request line|malformed header line|request head is not UTF-8|"
-    "connection closed inside the request %s|"
-    "this is a TLS handshake; the device serves plain http://|"
-    "request line over 1024 bytes|request head over 4096 bytes|"
-    "chunked request bodies are not supported; send Content-Length|bad Content-Length|"
-    "body of %d bytes is over the %d byte limit|request %s not received within 5000 ms|"
-    "malformed query string|too many connections, retry shortly|captive portal: %s|"
-)
+# The guard's own answers (status line, message) are perch.httpreply's, loaded per use:
+# their text is rare next to a served request. _E_*: the messages' numbers there.
 _E_LINE = const(0)
 _E_HEADER = const(1)
 _E_UTF8 = const(2)
@@ -63,7 +49,7 @@ _E_QUERY = const(11)
 _E_BUSY = const(12)
 _E_CAPTIVE = const(13)
 
-app: Microdot = None  # type: ignore[assignment]  # set by web.create, with log
+app: Microdot = None  # type: ignore[assignment]  # set by perch.start, with log
 log = None
 redirect = None  # callable(host, peer) -> location or None (captive portal)
 active = 0
@@ -104,22 +90,8 @@ def body_limit(path):
 
 async def _reply(writer, e, extra=""):
     # The guard's answer e (HttpError's args) as plain text, then the connection is closed.
-    p = 0
-    for _ in range(e[1]):
-        p = _MSG.find("|", p) + 1
-    msg = _MSG[p : _MSG.find("|", p)]
-    if len(e) > 2:
-        msg %= e[2]
-    if log and not extra:  # those with extra headers (busy, captive) are routine
-        log.warning("http rejected", status=e[0], why=msg)
-    body = (msg + "\n").encode()
-    p = _STATUS.find("%d " % e[0])
-    head = "HTTP/1.0 %s\r\nContent-Type: text/plain; charset=utf-8\r\n" % _STATUS[
-        p : _STATUS.find("|", p)
-    ]
-    head += "Content-Length: %d\r\nConnection: close\r\n%s\r\n" % (len(body), extra)
     try:
-        await writer.awrite(head.encode() + body)
+        await writer.awrite(lazy("httpreply").answer(e, extra))
     except OSError:
         pass
     _close(writer)

@@ -13,6 +13,34 @@ from perch.version import VERSION
 FEATURES = ("auth", "wifi", "portal", "telemetry", "ota")
 
 
+def _web(ctx):
+    from microdot import Microdot, Request, Response, URLPattern
+
+    from perch import httpguard, web
+
+    app = Microdot()
+    web.ctx = ctx
+    # Limits, read deadlines and the captive redirect, ahead of microdot's own parsing.
+    httpguard.app = app
+    httpguard.log = web._log  # type: ignore[assignment]
+    app.handle_request = httpguard.handle  # type: ignore[method-assign]
+    # Our own limits apply first; microdot's global cap must admit uploads.
+    Request.max_content_length = 8 * 1024 * 1024  # the guard's upload limit
+    ctx.guard = httpguard
+    Response.default_content_type = "application/json"
+    # Few routes: each costs about 600 bytes of RAM for good, so one pattern serves the core
+    # API and the pages ("/", "/logs", "/style.css"; name None, "logs", "style.css"), and the
+    # handler checks the method itself. A segment type of our own, as a route's segments
+    # cannot hold a "/"; MicroPython's re has no (?:), hence the inner group.
+    URLPattern.segment_patterns["core"] = (
+        "/(api/(status|loop|logs|config|reboot)|logs|style\\.css)?"
+    )
+    app.route("/<core:name>", methods=["GET", "POST", "PATCH"])(web.core)
+    app.errorhandler(404)(web.not_found)
+    app.errorhandler(Exception)(web.crashed)
+    return app
+
+
 def boot(ctx):
     _log = log.Logger("app")
     ctx.boot_ms = time.ticks_ms()
@@ -35,9 +63,7 @@ def boot(ctx):
     ctx.stall_window_ms = 0
     ctx.started = False
 
-    from perch import web
-
-    app = ctx.web = web.create(ctx)
+    app = ctx.web = _web(ctx)
     for name in FEATURES:
         # Loading code needs contiguous blocks: collect first, so that each module lands in
         # one compact run of the heap rather than in the gaps the previous one left.
