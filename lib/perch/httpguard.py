@@ -54,6 +54,7 @@ log = None
 redirect = None  # callable(host, peer) -> location or None (captive portal)
 active = 0
 _live: list = []  # [task, deadline ms, or None once expired] per request being read
+_out = bytearray(_OUT)  # the response buffer, None while a request has it (see handle)
 
 
 class HttpError(Exception):
@@ -117,7 +118,7 @@ def sweep():
 
 
 async def handle(reader, writer):
-    global active
+    global active, _out
     if active >= _MAX_CONNS:
         # Drain what the client already sent so close() does not turn into
         # a reset that hides the answer.
@@ -216,18 +217,26 @@ async def handle(reader, writer):
         # microdot awaits the status line, each header and the body separately, and each
         # await would be a send of its own plus a trip through the scheduler: gather them
         # into sends of up to _OUT bytes (a streamed page is still never whole in RAM).
-        out = bytearray()
+        # One buffer made at boot serves the requests one at a time: a 1 KB block asked for
+        # per request is what fails first on a heap that page code has fragmented.
+        out = _out or bytearray(_OUT)
+        _out = None
+        mv = memoryview(out)
+        n = 0
         send = writer.awrite
 
         async def gather(data):
-            if len(out) + len(data) > _OUT:
-                if out:
-                    await send(out)
-                    out[:] = b""
-                if len(data) >= _OUT:
+            nonlocal n
+            k = len(data)
+            if n + k > _OUT:
+                if n:
+                    await send(mv[:n])
+                    n = 0
+                if k >= _OUT:
                     await send(data)
                     return
-            out.extend(data)
+            mv[n : n + k] = data
+            n += k
 
         try:
             # What microdot's handle_request does once it has a Request.
@@ -235,13 +244,15 @@ async def handle(reader, writer):
             if res is not Response.already_handled:
                 writer.awrite = gather
                 await res.write(writer)
-            if out:
-                await send(out)
+            if n:
+                await send(mv[:n])
         except (asyncio.TimeoutError, OSError):
             # Body stalled or peer vanished mid-request: drop the connection.
             pass
         finally:
             _close(writer)
+            if _out is None:
+                _out = out
             # Every page loads perch.pages (web.py, the page modules, ota's): drop it once the
             # page is out, so that its code is not kept in RAM between the (rare) pages.
             if "perch.pages" in sys.modules:
