@@ -4,7 +4,9 @@
 import gc
 import time
 
-from perch import hw, log
+from microdot import URLPattern
+
+from perch import hw, log, web
 from perch.config import Config, lazy
 from perch.version import VERSION
 
@@ -14,9 +16,9 @@ FEATURES = ("auth", "wifi", "portal", "telemetry", "ota")
 
 
 def _web(ctx):
-    from microdot import Microdot, Request, Response, URLPattern
+    from microdot import Microdot, Request, Response
 
-    from perch import httpguard, web
+    from perch import httpguard
 
     app = Microdot()
     web.ctx = ctx
@@ -28,14 +30,6 @@ def _web(ctx):
     Request.max_content_length = 8 * 1024 * 1024  # the guard's upload limit
     ctx.guard = httpguard
     Response.default_content_type = "application/json"
-    # Few routes: each costs about 600 bytes of RAM for good, so one pattern serves the core
-    # API and the pages ("/", "/logs", "/style.css"; name None, "logs", "style.css"), and the
-    # handler checks the method itself. A segment type of our own, as a route's segments
-    # cannot hold a "/"; MicroPython's re has no (?:), hence the inner group.
-    URLPattern.segment_patterns["core"] = (
-        "/(api/(status|loop|logs|config|reboot)|logs|style\\.css)?"
-    )
-    app.route("/<core:name>", methods=["GET", "POST", "PATCH"])(web.core)
     app.errorhandler(404)(web.not_found)
     app.errorhandler(Exception)(web.crashed)
     return app
@@ -83,6 +77,13 @@ def boot(ctx):
     _log.info("started", version=ctx.version, device=ctx.device_id, port=cfg["http.port"])
     for err in cfg.errors:
         _log.error("bad config ignored", detail=err)
+    # Few routes: each costs about 600 bytes of RAM for good, so one route, after every
+    # feature's, serves the core API ("/api/<name>"), the pages ("/", "/logs", "/style.css")
+    # and auth's "/login" and "/logout" (perch.web.core checks the name and the method, and
+    # answers 404 for other names). A segment type of our own, as a route's segments cannot
+    # hold a "/"; MicroPython's re is small: one more alternative is "regex too complex".
+    URLPattern.segment_patterns["core"] = "/(api/[a-z]+|[a-z.]+)?"
+    app.route("/<core:name>", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])(web.core)
     # microdot compiles a route's pattern on the first request that reaches it, and keeps
     # the regex and segment dicts for good: made then, they pin small blocks all over a heap
     # that requests have churned, until no block is left for a page's code. Made now, they

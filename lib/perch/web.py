@@ -38,12 +38,23 @@ ctx = None  # perch.app's Context, set by perch.start
 
 
 async def core(request, name):
-    # One route for the core API and the pages (see perch.start); it checks the method itself.
+    # The route after every feature's (see perch.start): the core API, the pages, /login and
+    # /logout, and a 404 for any other name it matches. It checks the method itself.
     m = "GET" if request.method == "HEAD" else request.method
-    api = name and name[0] == "a"
+    api = name and name[0:4] == "api/"
     if api:
         name = name[4:]
-    if (m == "POST") != (name == "reboot") or m == "PATCH" and name != "config":
+        if name not in ("status", "loop", "logs", "config", "reboot"):
+            return await not_found(request)
+    elif name == "login" or name == "logout":
+        if m != "GET" and m != "POST":
+            return json_error(405, "method not allowed")
+        from perch import auth
+
+        return await auth._login(request, name)
+    elif name and name != "logs" and name != "style.css":
+        return await not_found(request)
+    if m != ("POST" if name == "reboot" else "GET") and not (m == "PATCH" and name == "config"):
         return json_error(405, "method not allowed")
     if not api:
         p = lazy("pages")
