@@ -144,12 +144,6 @@ async def _gate(req):
     return None
 
 
-async def _login(req, name):
-    if name == "login":
-        return await view("login_post" if req.method == "POST" else "login_get", ctx, req)
-    return lazy("login").logout(req)
-
-
 _in_view = 0
 
 

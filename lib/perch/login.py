@@ -177,7 +177,7 @@ def setup(ctx):
     # auth.setup (found through auth.__getattr__), run once: the login state, the gate in
     # front of every request; every later write of admin.password
     # (settings page, PATCH /api/config) stores a hash, and a plaintext seed is hashed now.
-    # /login and /logout are on perch.web's core route, which calls auth._login.
+    # /login and /logout are on perch.web's core route.
     ctx.auth = Guard(ctx)
     ctx.web.before_request(auth._gate)
     cfg = ctx.cfg

@@ -49,9 +49,11 @@ async def core(request, name):
     elif name == "login" or name == "logout":
         if m != "GET" and m != "POST":
             return json_error(405, "method not allowed")
+        if name == "logout":
+            return lazy("login").logout(request)
         from perch import auth
 
-        return await auth._login(request, name)
+        return await auth.view("login_get", ctx, request)  # GET and POST: by the method
     elif name and name != "logs" and name != "style.css":
         return await not_found(request)
     if m != ("POST" if name == "reboot" else "GET") and not (m == "PATCH" and name == "config"):
