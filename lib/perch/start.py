@@ -8,7 +8,6 @@ from microdot import URLPattern
 
 from perch import hw, log, web
 from perch.config import Config, lazy
-from perch.version import VERSION
 
 # Feature modules, imported at start; each has setup(ctx). A missing or broken one is logged
 # and skipped, so that the web page (and with it OTA and rollback) keeps working.
@@ -41,7 +40,7 @@ def boot(ctx):
     ctx.cfg = cfg = Config()
     log.set_level(cfg["log.level"])
     ctx.device_id = hw.device_id()
-    ctx.version = VERSION
+    ctx.version = lazy("version").VERSION  # the module is not kept for one string
     # Read once, with the slot code loaded for that only: a new previous version
     # only comes with an OTA, and that reboots.
     s = lazy("slots")
