@@ -59,6 +59,9 @@ async def core(request, name):
     if m != ("POST" if name == "reboot" else "GET") and not (m == "PATCH" and name == "config"):
         return json_error(405, "method not allowed")
     if not api:
+        # Collect first, so that the page code lands in one compact run of the heap instead
+        # of failing on a fragmented one (as perch.portal does for its pages).
+        gc.collect()
         p = lazy("pages")
         if name == "style.css":
             return p.stylesheet()
@@ -74,8 +77,8 @@ async def core(request, name):
         doc = {"max_stall_ms": ctx.stall_window_ms}
         ctx.stall_window_ms = 0
         return doc
-    # /api/logs, /api/config and /api/reboot: perch.status's, loaded per request
-    return lazy("status").api(ctx, request, name, m)
+    # /api/logs, /api/config and /api/reboot: perch.coreapi's, loaded per request
+    return lazy("coreapi").api(ctx, request, name, m)
 
 
 async def not_found(request):
