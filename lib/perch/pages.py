@@ -132,8 +132,9 @@ def status_page(ctx):
 def logs_page(ctx):
     from perch import log
 
-    # Line by line: the whole ring as one string would need a block of several KB. The
-    # newline before the first line is one that HTML drops right after <pre>.
+    # Line by line, read from the ring as the page goes out: the whole ring as one string,
+    # or as a list of lines, would need several KB. The newline before the first line is one
+    # that HTML drops right after <pre>. Lines after seq are the script's to fetch.
     seq = log.last_seq()
-    lines = (x for _, line in log.since(0) for x in ("\n", line))
+    lines = (x for n, line in log.each(0) if n <= seq for x in ("\n", line))
     return page(ctx, "Logs", (_B_LOGS, (seq, lines)), _B_LOGS_JS)
