@@ -20,8 +20,10 @@ _KEYS = (
     " mqtt.backoff_max_s log.forward ota.server ota.keys ota.allow_unsigned ota.min_version"
     " ota.confirm_s log.level "
 )
-_VALS = (None, [], 120, 15, 30, None, 80, 53, None, None, 1, 500, 10, ["mcu"], None, 0, 60,
-         10, 60, False, None, [], False, "0.0.0", 120, "INFO")
+_VALS: tuple = (
+    None, [], 120, 15, 30, None, 80, 53, None, None, 1, 500, 10, ["mcu"], None, 0, 60, 10, 60,
+    False, None, [], False, "0.0.0", 120, "INFO",
+)
 
 
 def default(key):

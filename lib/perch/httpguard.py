@@ -54,7 +54,8 @@ log = None
 redirect = None  # callable(host, peer) -> location or None (captive portal)
 active = 0
 _live: list = []  # [task, deadline ms, or None once expired] per request being read
-_out = bytearray(_OUT)  # the response buffer, None while a request has it (see handle)
+# The response buffer, None while a request has it (see handle)
+_out: "bytearray | None" = bytearray(_OUT)
 
 
 class HttpError(Exception):

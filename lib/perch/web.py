@@ -34,7 +34,9 @@ def body_json(request):
 
 # The handlers are module functions, registered by perch.start (which builds the microdot
 # app once and is dropped): closures made at start would keep start's code in RAM for good.
-ctx = None  # perch.app's Context, set by perch.start
+if False:  # for the type checker only: MicroPython has no typing module
+    from typing import Any
+ctx: "Any" = None  # perch.app's Context, set by perch.start
 
 
 async def core(request, name):
