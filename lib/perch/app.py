@@ -35,10 +35,10 @@ class Context:
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000
 
-    # The delayed reboot and the /api/status document are perch.status's, loaded per use:
-    # both are rare next to the loop, and their code need not stay in RAM.
+    # The delayed reboot (perch.coreapi's) and the /api/status document (perch.status's) are
+    # loaded per use: both are rare next to the loop, and their code need not stay in RAM.
     def reboot(self, delay_ms=300):
-        lazy("status").reboot(self, delay_ms)
+        lazy("coreapi").reboot(self, delay_ms)
 
     def snapshot(self):
         """The /api/status document."""

@@ -115,8 +115,13 @@ async def check(pw):
 
 def update(changes, save=True):
     # cfg.update once setup ran: every write of admin.password (settings page,
-    # PATCH /api/config) stores a hash.
-    lazy("login").cfg_update(changes, save)
+    # PATCH /api/config) stores a hash. Other writes (a saved network, the settings form)
+    # go straight to the config, without loading perch.login's code next to theirs. The
+    # key is "admin.password" or "admin" ({"admin": {"password": ...}}), at the top.
+    for k in changes:
+        if k[:5] == "admin":
+            return lazy("login").cfg_update(changes, save)
+    plain(changes, save)
 
 
 def _own(h):
@@ -142,12 +147,6 @@ async def _gate(req):
         # write that follows must not stall the loop.
         await lazy("login").prehash(req)
     return None
-
-
-async def _login(req, name):
-    if name == "login":
-        return await view("login_post" if req.method == "POST" else "login_get", ctx, req)
-    return lazy("login").logout(req)
 
 
 _in_view = 0

@@ -14,11 +14,14 @@
 # interned-string tables, which grow with each loaded module, so the head is
 # parsed as bytes and only the parts a handler reads become str.
 import asyncio
+import sys
 import time
 
 from microdot import Microdot, Request, Response
 from microdot.microdot import NoCaseDict
 from micropython import const
+
+from perch.config import drop, lazy
 
 _MAX_CONNS = const(8)
 _LINE_MAX = const(1024)
@@ -29,22 +32,8 @@ _READ_MS = const(5000)  # the head, and a body's each read (perch.replay, web's 
 _CHUNK = const(512)
 _OUT = const(1024)  # response bytes gathered into one send
 
-# The guard's own answers, in one string: each str constant would cost a heap object.
-# _STATUS: the status lines; _MSG: the messages, numbered from 0 in order (_E_*).
-_STATUS = (
-    "302 Found|400 Bad Request|408 Request Timeout|411 Length Required|"
-    "413 Content Too Large|414 URI Too Long|429 Too Many Requests|"
-    "431 Request Header Fields Too Large|"
-)
-_MSG = (
-    "malformed request line|malformed header line|request head is not UTF-8|"
-    "connection closed inside the request %s|"
-    "this is a TLS handshake; the device serves plain http://|"
-    "request line over 1024 bytes|request head over 4096 bytes|"
-    "chunked request bodies are not supported; send Content-Length|bad Content-Length|"
-    "body of %d bytes is over the %d byte limit|request %s not received within 5000 ms|"
-    "malformed query string|too many connections, retry shortly|captive portal: %s|"
-)
+# The guard's own answers (status line, message) are perch.httpreply's, loaded per use:
+# their text is rare next to a served request. _E_*: the messages' numbers there.
 _E_LINE = const(0)
 _E_HEADER = const(1)
 _E_UTF8 = const(2)
@@ -60,11 +49,13 @@ _E_QUERY = const(11)
 _E_BUSY = const(12)
 _E_CAPTIVE = const(13)
 
-app: Microdot = None  # type: ignore[assignment]  # set by web.create, with log
+app: Microdot = None  # type: ignore[assignment]  # set by perch.start, with log
 log = None
 redirect = None  # callable(host, peer) -> location or None (captive portal)
 active = 0
 _live: list = []  # [task, deadline ms, or None once expired] per request being read
+# The response buffer, None while a request has it (see handle)
+_out: "bytearray | None" = bytearray(_OUT)
 
 
 class HttpError(Exception):
@@ -101,22 +92,8 @@ def body_limit(path):
 
 async def _reply(writer, e, extra=""):
     # The guard's answer e (HttpError's args) as plain text, then the connection is closed.
-    p = 0
-    for _ in range(e[1]):
-        p = _MSG.find("|", p) + 1
-    msg = _MSG[p : _MSG.find("|", p)]
-    if len(e) > 2:
-        msg %= e[2]
-    if log and not extra:  # those with extra headers (busy, captive) are routine
-        log.warning("http rejected", status=e[0], why=msg)
-    body = (msg + "\n").encode()
-    p = _STATUS.find("%d " % e[0])
-    head = "HTTP/1.0 %s\r\nContent-Type: text/plain; charset=utf-8\r\n" % _STATUS[
-        p : _STATUS.find("|", p)
-    ]
-    head += "Content-Length: %d\r\nConnection: close\r\n%s\r\n" % (len(body), extra)
     try:
-        await writer.awrite(head.encode() + body)
+        await writer.awrite(lazy("httpreply").answer(e, extra))
     except OSError:
         pass
     _close(writer)
@@ -142,7 +119,7 @@ def sweep():
 
 
 async def handle(reader, writer):
-    global active
+    global active, _out
     if active >= _MAX_CONNS:
         # Drain what the client already sent so close() does not turn into
         # a reset that hides the answer.
@@ -241,18 +218,26 @@ async def handle(reader, writer):
         # microdot awaits the status line, each header and the body separately, and each
         # await would be a send of its own plus a trip through the scheduler: gather them
         # into sends of up to _OUT bytes (a streamed page is still never whole in RAM).
-        out = bytearray()
+        # One buffer made at boot serves the requests one at a time: a 1 KB block asked for
+        # per request is what fails first on a heap that page code has fragmented.
+        out = _out or bytearray(_OUT)
+        _out = None
+        mv = memoryview(out)
+        n = 0
         send = writer.awrite
 
         async def gather(data):
-            if len(out) + len(data) > _OUT:
-                if out:
-                    await send(out)
-                    out[:] = b""
-                if len(data) >= _OUT:
+            nonlocal n
+            k = len(data)
+            if n + k > _OUT:
+                if n:
+                    await send(mv[:n])
+                    n = 0
+                if k >= _OUT:
                     await send(data)
                     return
-            out.extend(data)
+            mv[n : n + k] = data
+            n += k
 
         try:
             # What microdot's handle_request does once it has a Request.
@@ -260,12 +245,18 @@ async def handle(reader, writer):
             if res is not Response.already_handled:
                 writer.awrite = gather
                 await res.write(writer)
-            if out:
-                await send(out)
+            if n:
+                await send(mv[:n])
         except (asyncio.TimeoutError, OSError):
             # Body stalled or peer vanished mid-request: drop the connection.
             pass
         finally:
             _close(writer)
+            if _out is None:
+                _out = out
+            # Every page loads perch.pages (web.py, the page modules, ota's): drop it once the
+            # page is out, so that its code is not kept in RAM between the (rare) pages.
+            if "perch.pages" in sys.modules:
+                drop("pages")
     finally:
         active -= 1

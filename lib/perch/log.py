@@ -84,14 +84,19 @@ def emit(no, name, msg, kv):
                 pass
 
 
+def each(seq):
+    """Lines after sequence number seq, oldest first, one at a time: (seq, line). A line
+    that newer ones pushed out while the caller held the generator is skipped."""
+    mv = memoryview(_pool)
+    for n in range(max(seq + 1, _old), _seq + 1):
+        if n >= _old:
+            e = _at[n % _RING]
+            yield n, str(mv[e >> 16 : (e >> 16) + (e & 0xFFFF)], "utf-8")
+
+
 def since(seq):
     """Lines after sequence number seq, oldest first: [(seq, line), ...]."""
-    mv = memoryview(_pool)
-    out = []
-    for n in range(max(seq + 1, _old), _seq + 1):
-        e = _at[n % _RING]
-        out.append((n, str(mv[e >> 16 : (e >> 16) + (e & 0xFFFF)], "utf-8")))
-    return out
+    return list(each(seq))
 
 
 def last_seq():

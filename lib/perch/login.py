@@ -175,11 +175,11 @@ async def check(pw, stored):
 
 def setup(ctx):
     # auth.setup (found through auth.__getattr__), run once: the login state, the gate in
-    # front of every request, the login routes; every later write of admin.password
+    # front of every request; every later write of admin.password
     # (settings page, PATCH /api/config) stores a hash, and a plaintext seed is hashed now.
+    # /login and /logout are on perch.web's core route.
     ctx.auth = Guard(ctx)
     ctx.web.before_request(auth._gate)
-    ctx.web.route("/<re:login|logout:name>", methods=["GET", "POST"])(auth._login)
     cfg = ctx.cfg
     auth.plain = plain = cfg.update
     # auth's function, not a closure here: that would pin this module's code in RAM.

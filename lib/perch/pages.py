@@ -19,13 +19,16 @@ _CHUNK = const(512)
 _DIR = __file__[: __file__.rfind("/") + 1]
 
 
-def _read(pos, n, name="pages.bin"):
-    # Open per piece: a page abandoned half-way (client gone) holds no file open. A board
-    # running only the factory image has no slot: its frozen copy is read in place in flash.
+def _read(pos, n, mv=None, name="pages.bin"):
+    # n bytes from pos, into mv (a page's buffer, see stream) when given. Open per piece: a
+    # page abandoned half-way (client gone) holds no file open. A board running only the
+    # factory image has no slot: its frozen copy is read in place in flash.
     try:
         with open(_DIR + name, "rb") as f:
             f.seek(pos)
-            return f.read(n)
+            if mv is None:
+                return f.read(n)
+            return mv[: f.readinto(mv[:n])]
     except OSError:
         import perch_assets
 
@@ -41,28 +44,30 @@ def esc(s):
     return s
 
 
-def _block(b, vals=()):
+def _block(mv, b, vals=()):
     # Block b of pages.bin, piece by piece (see tools/build.py), with the values of its slots
-    # in between. Nothing is held while a value is out, so nesting costs little.
-    h = _read(2 * b, 2)
+    # in between, read into the page's buffer mv: a piece is sent (copied) before the next is
+    # read, and what a piece says about the next is taken before a slot's value goes out.
+    h = _read(2 * b, 2, mv)
     pos = h[0] | h[1] << 8
-    h = _read(pos, 2)
+    h = _read(pos, 2, mv)
     n = h[0] | h[1] << 8
     pos += 2
     while True:
         while n > _CHUNK:
-            yield _read(pos, _CHUNK)
+            yield _read(pos, _CHUNK, mv)
             pos += _CHUNK
             n -= _CHUNK
-        c = _read(pos, n + 3)
+        c = _read(pos, n + 3, mv)
         pos += n + 3
         k = c[n]
+        if k != 255:
+            nxt = c[n + 1] | c[n + 2] << 8
         if n:
-            yield memoryview(c)[:n]
+            yield c[:n]
         if k == 255:
             return
-        n = c[n + 1] | c[n + 2] << 8
-        c = None
+        n = nxt
         yield vals[k]
 
 
@@ -72,6 +77,7 @@ def stream(v):
     A tuple is a block of pages.html, (_B_NAME,) or (_B_NAME, (slot values...)); bytes are
     markup (the templates', or a constant of the code); str and int are text, escaped; None
     and False print nothing; any other iterable (list, generator) is printed item by item."""
+    mv = memoryview(bytearray(_CHUNK + 3))  # every block's pieces, one after the other
     st = [iter((v,))]
     while st:
         try:
@@ -88,7 +94,7 @@ def stream(v):
         elif isinstance(v, int):
             yield str(v)
         elif isinstance(v, tuple):
-            st.append(_block(*v))
+            st.append(_block(mv, *v))
         else:
             st.append(iter(v))
 
@@ -105,7 +111,7 @@ def html(body, status=200):
 
 def stylesheet():
     # Gzipped at build time (the ESP32 port's deflate cannot compress); 651 bytes.
-    return Response(_read(0, -1, "style.css.gz"), headers={
+    return Response(_read(0, -1, name="style.css.gz"), headers={
         "Content-Type": "text/css", "Content-Encoding": "gzip",
         "Cache-Control": "max-age=86400"})
 
@@ -126,8 +132,9 @@ def status_page(ctx):
 def logs_page(ctx):
     from perch import log
 
-    # Line by line: the whole ring as one string would need a block of several KB. The
-    # newline before the first line is one that HTML drops right after <pre>.
+    # Line by line, read from the ring as the page goes out: the whole ring as one string,
+    # or as a list of lines, would need several KB. The newline before the first line is one
+    # that HTML drops right after <pre>. Lines after seq are the script's to fetch.
     seq = log.last_seq()
-    lines = (x for _, line in log.since(0) for x in ("\n", line))
+    lines = (x for n, line in log.each(0) if n <= seq for x in ("\n", line))
     return page(ctx, "Logs", (_B_LOGS, (seq, lines)), _B_LOGS_JS)

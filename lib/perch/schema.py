@@ -7,7 +7,7 @@ import os
 
 from micropython import const
 
-from perch.config import DEFAULTS, ConfigError, write_atomic
+from perch.config import ConfigError, default, write_atomic
 
 _STR = const(0)
 _INT = const(1)
@@ -51,7 +51,7 @@ _TYPES = {
     "log.level": (_LEVEL, 0, 0),
 }
 # key: (type, default, min, max), the layout other modules index
-SCHEMA = {k: (t[0], DEFAULTS[k], t[1], t[2]) for k, t in _TYPES.items()}
+SCHEMA = {k: (t[0], default(k), t[1], t[2]) for k, t in _TYPES.items()}
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

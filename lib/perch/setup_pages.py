@@ -1,12 +1,12 @@
 # The setup wizard and the Wi-Fi pages: network picker, join result, saved networks.
-# Loaded by setup_views for one request and dropped after it.
+# Loaded by setup_views for one request and dropped after it. perch.wifijoin (6 KB of code)
+# is imported by the handlers that change something, not by the pages a phone only shows.
 from microdot import Response
 from micropython import const
 
 from perch import config
 from perch.pages import html, page
 from perch.setup_views import error_note, read_form, whole
-from perch.wifijoin import forget, network_entry, request_join, saved_public, set_meta
 
 # Blocks of pages.html (the build checks these numbers)
 _B_WELCOME = const(9)
@@ -67,7 +67,7 @@ def wifi_html(ctx, note=None, status=200, chosen="", title="Wi-Fi"):
            (_B_LINKED, (st["ssid"], st["ip"], ", %d dBm" % st["rssi"] if st["rssi"] else None))
            if st and st["ssid"] else (_B_UNLINKED,))
     saved = [(_B_SAVED_NET, (n["ssid"], n["hidden"] and " (hidden)", n["priority"]))
-             for n in saved_public(w)]
+             for n in w.saved()]
     body = [top, _chooser(doc, chosen, note), saved and (_B_SAVED, (saved,))]
     r = html(page(ctx, title, body, _B_CHOOSER_JS), status)
     # No-JS clients reload while the first scan runs; scripts poll instead.
@@ -100,6 +100,8 @@ async def wifi_post(ctx, req):
     ssid = manual or f.get("ssid") or ""
     if not ssid:
         raise config.ConfigError("ssid", "pick a network or type its name")
+    from perch.wifijoin import network_entry, request_join
+
     n = network_entry({"ssid": ssid, "password": f.get("password") or "",
                        "hidden": bool(manual)}, w)
     request_join(n["ssid"], n["password"], n["hidden"], n["priority"])
@@ -130,6 +132,8 @@ async def wifi_result_get(ctx, req):
 
 
 async def wifi_saved_post(ctx, req):
+    from perch.wifijoin import network_entry, set_meta
+
     w = ctx.wifi
     f = read_form(req)
     prio = whole(f, "priority", "priority")
@@ -142,5 +146,7 @@ async def wifi_saved_post(ctx, req):
 
 
 async def wifi_forget_post(ctx, req):
+    from perch.wifijoin import forget
+
     forget(read_form(req).get("ssid") or "")
     return _back()

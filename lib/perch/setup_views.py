@@ -44,10 +44,8 @@ async def wizard(ctx, req):
 
 
 async def login_get(ctx, req):
+    # GET and POST /login (perch.web): login_page's login_get or login_post
     return await dispatch(ctx, req, "login", "")
-
-
-login_post = login_get
 
 
 def error_note(msg):
