@@ -14,8 +14,8 @@ from perch.config import drop as drop_module
 from perch.config import lazy
 
 _HEALTHY_AGAIN_S = const(60)
-_LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "unpack_head", "unpack_body",
-         "slotwrite", "httpc", "fwimage", "slots")
+_LAZY = ("ota_install", "ota_cmd", "ota_page", "bundle", "unpack", "unpack_head", "unpack_list",
+         "unpack_body", "slotwrite", "httpc", "fwimage", "slots")
 BUSY = ("downloading", "installing", "rebooting")
 
 LOG = log.Logger("ota")

@@ -1,7 +1,7 @@
 # Streaming reader of Perch bundles (format 2, see README "Bundle format"): the reader's state,
-# its copy loop, and its two halves, each loaded only while it runs: unpack_head (header,
-# manifest, signature, every entry checked), then unpack_body (the files). The writer of an
-# app slot is slotwrite.
+# its copy loop, and its three parts, each loaded only while it runs: unpack_head (header,
+# manifest, signature), unpack_list (every manifest entry checked), then unpack_body (files).
+# The writer of an app slot is slotwrite.
 #
 # One pass over the source with one fixed buffer: header, manifest (parked on flash, read back
 # one line, so one file entry, at a time), signature check, then each file is copied or
@@ -100,9 +100,10 @@ class Reader:
     async def run(self, src, make_sink, check=None):
         self.sink = None
         try:
-            # each half's code only while it runs: the header, manifest and signature, then
-            # the files
-            man, nfiles = await lazy("unpack_head").head(self, src)
+            # each part's code only while it runs: the header and signature, the manifest's
+            # entries, then the files
+            await lazy("unpack_head").head(self, src)
+            man, nfiles = lazy("unpack_list").check(self)
             drop("bundle")  # versions and the signature check: not needed for the files
             return await lazy("unpack_body").run(self, src, make_sink, man, nfiles, check)
         except BaseException as e:

@@ -1,4 +1,4 @@
-# The second part of reading a bundle (unpack.Reader), loaded once unpack_head has checked the
+# The second part of reading a bundle (unpack.Reader), loaded once unpack_list has checked the
 # header, the signature and every manifest entry, and dropped with the reader: each file is
 # copied or inflated into the sink while its SHA-256 is computed, then the sink commits.
 import gc
@@ -40,7 +40,7 @@ async def run(r, src, make_sink, man, nfiles, check):
     r.sink = sink = make_sink(man)
     sink.begin(man, nfiles)
     with open(MANIFEST) as f:
-        f.readline()  # checked by unpack_head, like every entry
+        f.readline()  # checked by unpack_list, like every entry
         while True:
             s = f.readline().rstrip()
             if s == "]}":
