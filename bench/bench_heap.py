@@ -1,7 +1,8 @@
 """SPEC §9's heap rows: the smallest --heap at which the whole firmware does its job, in three
-scenarios, each found by stepping down from 256k (16 KB steps, then 8 KB below 192k):
+scenarios, each found by stepping down from 208k (16 KB steps, then 8 KB below 192k):
 
-- fresh: a new board serves its access point, captive DNS and every portal page;
+- fresh: a new board serves its access point, captive DNS and every portal page, twice; then,
+  in its own row, takes a 1.5 MB signed bundle on /api/ota/upload from the portal;
 - field: a configured board on its home network publishes over MQTT, serves every page, then
   takes a 1.5 MB signed bundle on /api/ota/upload and reboots into it;
 - set-up: the worst case, every feature at once. A fresh board with MQTT in its seed config
@@ -113,7 +114,7 @@ class Heap:
         finally:
             b.stop()
 
-    def smallest(self, scenario, upload=False, start=256, floor=96):
+    def smallest(self, scenario, upload=False, start=208, floor=96):
         best = None
         heap = start
         while heap >= floor and self.run(scenario, heap, upload) is not None:
@@ -133,6 +134,8 @@ def rows(bench):
         out = [
             ("smallest --heap: fresh board, AP + DNS + every page", h.smallest(fresh), "",
              "160k (goal 128k)", "live at 512k: %d KB" % live["fresh"]),
+            ("smallest --heap: fresh board as above, then a 1.5 MB OTA upload",
+             h.smallest(fresh, upload=True), "", "160k", ""),
             ("smallest --heap: field board, MQTT + pages + 1.5 MB OTA upload",
              h.smallest(field, upload=True), "", "160k", "live at 512k before the upload: %d KB"
              % live["field"]),
