@@ -35,8 +35,8 @@ def version_lt(a, b):
 def rsa_verify(digest, sig, keys):
     # PKCS#1 v1.5 / SHA-256: s^e mod n must equal 00 01 FF.. 00 DigestInfo digest.
     # ota.keys entries are {"n": "<hex modulus>"} (e is always 65537) or the bare hex string.
+    # the expected block is built after the numbers are gone: not beside them at the peak
     s = int.from_bytes(sig, "big")
-    want = b"\x00\x01" + b"\xff" * (_SIG_LEN - 3 - 19 - 32) + b"\x00" + _DIGEST_INFO + digest
     for k in keys:
         if isinstance(k, dict):
             k = k.get("n")
@@ -46,6 +46,7 @@ def rsa_verify(digest, sig, keys):
             raise BundleError('ota.keys entry must be {"n": hex}')
         if n >> 2047 != 1 or s >= n:
             continue
-        if pow(s, _E, n).to_bytes(_SIG_LEN, "big") == want:
+        n = pow(s, _E, n).to_bytes(_SIG_LEN, "big")
+        if n == b"\x00\x01" + b"\xff" * (_SIG_LEN - 3 - 19 - 32) + b"\x00" + _DIGEST_INFO + digest:
             return True
     return False

@@ -223,6 +223,7 @@ async def handle(reader, writer):
         out = _out or bytearray(_OUT)
         _out = None
         mv = memoryview(out)
+        req.out = out  # idle till the handler returns: an upload copies through it (ota.blocks)
         n = 0
         send = writer.awrite
 

@@ -47,7 +47,7 @@ class Reader:
         self.mark = _TICK
         self.next = _SAMPLE
         self.sample = None
-        self.room = None
+        self.room = self.bio = None
         self.stage = "header"
         self.mv = memoryview(buf if buf is not None else bytearray(_CHUNK))
 
@@ -118,10 +118,14 @@ class Reader:
                 raise BundleError("I/O error during %s: %s" % (self.stage, e))
             raise BundleError("%s during %s: %s" % (type(e).__name__, self.stage, e))
         finally:
-            try:
-                os.remove(MANIFEST)
-            except OSError:
-                pass
+            if self.bio:
+                self.bio.close()  # the compressed blocks' file, if they had to go there
+                self.bio = None
+            for p in (MANIFEST, MANIFEST + "z"):
+                try:
+                    os.remove(p)
+                except OSError:
+                    pass
 
 
 def free_bytes():

@@ -25,7 +25,12 @@ def _take(r):
     # slots, and room must be free once _inflate lets go of it.
     r.room = None
     gc.collect()
-    r.bio = io.BytesIO(_ZMAX)
+    try:
+        r.bio = io.BytesIO(_ZMAX)
+    except MemoryError:
+        # no 2 KB run left: each compressed block is parked on flash instead (slower, so
+        # only then); unpack.run closes and removes it
+        r.bio = open(MANIFEST + "z", "w+b")
     try:
         r.room = (bytearray(_STATE), bytearray(_WINDOW))  # the larger first
     except MemoryError:
@@ -111,6 +116,9 @@ async def _inflate(r, src, left, z, out, h, wbits):
             h.update(b)
             out.write(b)
             k -= n
+        # kept till the next block's are made (r.room = None above): freed during the awaits
+        # till then, their place could go to another task and the next block find none
+        r.room = d
         del d
     if z:
         raise bad
