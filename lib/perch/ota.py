@@ -27,18 +27,6 @@ def work(name="ota_cmd"):
     return __import__("perch." + name, None, None, (name,))
 
 
-async def quiet(o):
-    """MQTT's RAM to an upload before ota.blocks takes its runs: the uplink is closed and
-    its code dropped (telemetry.quiet), and its cancelled tasks run to their end, which
-    lets go of the uplink's buffers and code. ota_install.begin asks again (no-op then);
-    an upload refused before it begins gives MQTT back (ota_install.upload)."""
-    q = getattr(o.ctx, "quiet", None)
-    if q and o.state not in BUSY:
-        q(True)
-        for _ in range(3):
-            await asyncio.sleep_ms(0)
-
-
 def blocks(out=None):
     """An install's blocks, taken after a collection and before its code loads, while the
     heap still has runs of 1-2 KB (the code then goes into smaller holes): the copy buffer
@@ -119,7 +107,6 @@ def setup(ctx):
             if p == "firmware" and not post:
                 return await work("ota_page").firmware_page(o)
             if p == "api/ota/upload" and post:
-                await quiet(o)
                 b = blocks(getattr(request, "out", None))  # httpguard lends its buffer
                 return await work("ota_install").upload(o, request, b)
             return await work().handle(o, request, p)

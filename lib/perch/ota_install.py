@@ -103,9 +103,6 @@ async def upload(o, req, b):
         src.left = n
         man = await reader(o, n, b).run(src, sink)
     except ValueError as e:
-        q = getattr(o.ctx, "quiet", None)
-        if q and o.state not in BUSY:
-            q(False)  # refused before it began: MQTT back (ota.quiet took it)
         return json_error(409 if o.state in BUSY else 400, str(e))
     except (BundleError, MemoryError) as e:
         nomem = isinstance(e, MemoryError)
