@@ -82,6 +82,7 @@ def assert_untouched(root: Path, res: dict) -> None:
     assert (root / "app" / "a" / "perch" / "version.py").read_text() == 'VERSION = "1.0.0"\n'
     assert not (root / "app" / ".new").exists()
     assert not (root / "app" / ".z").exists()
+    assert not (root / "app" / ".mz").exists()
     assert not (root / "app" / ".m").exists()
     assert not (root / "app" / "b").exists()
 
@@ -99,6 +100,20 @@ def test_good_bundle_installs_into_inactive_slot(root, keys):
         assert (root / "app" / "b" / path).read_bytes() == content
     # the running slot was not written
     assert (root / "app" / "a" / "perch" / "version.py").read_text() == 'VERSION = "1.0.0"\n'
+
+
+def test_compressed_blocks_parked_on_flash_without_a_2k_run(root, keys):
+    # the slow path, taken only when the heap has no run for the compressed block
+    files = tree_files("1.1.0", extra=20_000)
+    data = hostbundle.pack(files, "1.1.0", key=keys["priv"])
+    bad = install(root, _tamper(data, len(data) - 100), {"keys": [keys["cfg"]], "park": True})
+    assert_untouched(root, bad)
+    res = install(root, data, {"keys": [keys["cfg"]], "park": True})
+    assert res["ok"], res
+    assert res["active_version"] == "1.1.0"
+    for path, content in files:
+        assert (root / "app" / "b" / path).read_bytes() == content
+    assert not (root / "app" / ".mz").exists()
 
 
 def test_uncompressed_and_semver_floor(root, keys):
