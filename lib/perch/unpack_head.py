@@ -41,7 +41,9 @@ async def head(r, src):
         await r._fill(src, sig)
         if not r.keys:
             raise BundleError("no trusted key configured (ota.keys is empty)")
-        r.room = None  # the numbers' place (see ota.blocks)
+        # the numbers' place: the largest run (see ota.blocks); the others stay taken, or the
+        # code loaded till unpack_body._take would go there
+        r.room = r.room[1:] if r.room else None
         if not rsa_verify(digest, sig, r.keys):
             raise BundleError("bad signature: no trusted key matches")
     elif not r.allow_unsigned:
