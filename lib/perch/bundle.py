@@ -46,7 +46,7 @@ def rsa_verify(digest, sig, keys):
             raise BundleError('ota.keys entry must be {"n": hex}')
         if n >> 2047 != 1 or s >= n:
             continue
-        n = pow(s, _E, n).to_bytes(_SIG_LEN, "big")
-        if n == b"\x00\x01" + b"\xff" * (_SIG_LEN - 3 - 19 - 32) + b"\x00" + _DIGEST_INFO + digest:
+        m = pow(s, _E, n).to_bytes(_SIG_LEN, "big")
+        if m == b"\x00\x01" + b"\xff" * (_SIG_LEN - 3 - 19 - 32) + b"\x00" + _DIGEST_INFO + digest:
             return True
     return False

@@ -223,7 +223,8 @@ async def handle(reader, writer):
         out = _out or bytearray(_OUT)
         _out = None
         mv = memoryview(out)
-        req.out = out  # idle till the handler returns: an upload copies through it (ota.blocks)
+        # idle till the handler returns: an upload copies through it (ota.blocks)
+        req.out = out  # type: ignore[attr-defined]
         n = 0
         send = writer.awrite
 
