@@ -93,6 +93,9 @@ def request_scan():
 
 async def run():
     global link, down_since, ap_off_at, retry_at
+    # perch.wificonnect and perch.wifiscan are imported (kept in sys.modules while they run)
+    # by __import__, not `from perch import x`: a module bound to a local of this coroutine
+    # would stay in its frame for good, and all its code with it after drop() (3.8 KB).
     await lazy("wifiradio").boot()
     while True:
         if job is None and healthy():
@@ -102,9 +105,7 @@ async def run():
             scan_due = scanning or (ap_on and (
                 scan_at is None or time.ticks_diff(now, scan_at) >= _AP_RESCAN_MS))
             if job is not None:
-                from perch import wificonnect
-
-                await wificonnect.run_job()
+                await __import__("perch.wificonnect", None, None, (1,)).run_job()
                 scan_due = False
             elif sta.isconnected():
                 if link is None:
@@ -131,15 +132,13 @@ async def run():
                         fallback * 1000):
                     lazy("wifiradio").ap_start("station down for %d s" % fallback)
                 if saved() and time.ticks_diff(now, retry_at) >= 0:
-                    from perch import wificonnect
-
-                    await wificonnect.join_saved(True)  # scans first
+                    # scans first
+                    await __import__("perch.wificonnect", None, None, (1,)).join_saved(True)
                     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
             if scan_due:
-                from perch import wifiscan  # kept loaded while it runs: pages poll meanwhile
-
-                await wifiscan.scan()
+                # kept loaded while it runs: pages poll meanwhile
+                await __import__("perch.wifiscan", None, None, (1,)).scan()
                 drop("wifiscan")
         except Exception as e:  # noqa: BLE001 - the supervisor must survive
             _log.exc(e, "wifi supervisor step failed")
