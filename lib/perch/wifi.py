@@ -136,6 +136,10 @@ async def run():
                     await __import__("perch.wificonnect", None, None, (1,)).join_saved(True)
                     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
+            if ap_on and "perch.dns" not in sys.modules and ctx.ota.state not in (
+                    "downloading", "installing", "rebooting"):
+                # the captive DNS, which gave its RAM to an install that failed
+                __import__("perch.dns", None, None, (1,)).start(ctx.cfg["dns.port"])
             if scan_due:
                 # kept loaded while it runs: pages poll meanwhile
                 await __import__("perch.wifiscan", None, None, (1,)).scan()
