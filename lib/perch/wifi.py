@@ -102,7 +102,9 @@ async def run():
             drop("wificonnect")  # nothing to join: give its code back
         try:
             now = time.ticks_ms()
-            scan_due = scanning or (ap_on and (
+            # an install takes all the RAM there is: no background scans, no captive DNS
+            idle = ctx.ota.state not in ("downloading", "installing", "rebooting")
+            scan_due = scanning or (ap_on and idle and (
                 scan_at is None or time.ticks_diff(now, scan_at) >= _AP_RESCAN_MS))
             if job is not None:
                 await __import__("perch.wificonnect", None, None, (1,)).run_job()
@@ -136,9 +138,8 @@ async def run():
                     await __import__("perch.wificonnect", None, None, (1,)).join_saved(True)
                     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
-            if ap_on and "perch.dns" not in sys.modules and ctx.ota.state not in (
-                    "downloading", "installing", "rebooting"):
-                # the captive DNS, which gave its RAM to an install that failed
+            if ap_on and idle and "perch.dns" not in sys.modules:
+                # the captive DNS (perch.dns) gave its RAM to an install that failed
                 __import__("perch.dns", None, None, (1,)).start(ctx.cfg["dns.port"])
             if scan_due:
                 # kept loaded while it runs: pages poll meanwhile
