@@ -107,7 +107,7 @@ async def run():
             scan_due = scanning or (ap_on and idle and (
                 scan_at is None or time.ticks_diff(now, scan_at) >= _AP_RESCAN_MS))
             if job is not None:
-                await __import__("perch.wificonnect", None, None, (1,)).run_job()
+                await __import__("perch.wificonnect", None, None, ("run_job",)).run_job()
                 scan_due = False
             elif sta.isconnected():
                 if link is None:
@@ -135,15 +135,16 @@ async def run():
                     lazy("wifiradio").ap_start("station down for %d s" % fallback)
                 if saved() and time.ticks_diff(now, retry_at) >= 0:
                     # scans first
-                    await __import__("perch.wificonnect", None, None, (1,)).join_saved(True)
+                    await __import__("perch.wificonnect", None, None, ("join_saved",)).join_saved(
+                        True)
                     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
             if ap_on and idle and "perch.dns" not in sys.modules:
                 # the captive DNS (perch.dns) gave its RAM to an install that failed
-                __import__("perch.dns", None, None, (1,)).start(ctx.cfg["dns.port"])
+                __import__("perch.dns", None, None, ("start",)).start(ctx.cfg["dns.port"])
             if scan_due:
                 # kept loaded while it runs: pages poll meanwhile
-                await __import__("perch.wifiscan", None, None, (1,)).scan()
+                await __import__("perch.wifiscan", None, None, ("scan",)).scan()
                 drop("wifiscan")
         except Exception as e:  # noqa: BLE001 - the supervisor must survive
             _log.exc(e, "wifi supervisor step failed")
