@@ -1,5 +1,6 @@
 # The captive side of the setup access point, loaded by perch.wifi when the AP comes up
-# and dropped when it goes down:
+# and dropped when it goes down or an install starts (the supervisor brings it back if the
+# install fails):
 # - a DNS responder: every A query is answered with the AP address so that phones open the
 #   portal; every other type gets NOERROR with no answer, which makes clients fall back to
 #   IPv4 instead of waiting for a timeout;

@@ -9,7 +9,7 @@
 #   (both reached as wifi.<name> through __getattr__ below)
 # - perch.wificonnect: joins (saved networks, credential tests), while there is one to do;
 # - perch.wifijoin: edits of the saved list and the portal's requests, per request;
-# - perch.dns: the captive DNS and redirect, while the AP is up.
+# - perch.dns: the captive DNS and redirect, while the AP is up (but not during an install).
 import asyncio
 import sys
 import time
