@@ -191,3 +191,28 @@ def test_dns_only_in_ap_mode(board, tmp_path):
     assert b.status()["mode"] == "sta"
     with pytest.raises(dns.exception.Timeout):
         _query(b.dns_port, "example.com", "A", timeout=1.0)
+
+
+def test_dns_gives_its_ram_to_an_install_and_comes_back_if_it_fails(ap_board):
+    # An install takes all the RAM there is and reboots when done: meanwhile the responder
+    # is down (its code dropped); an install that fails brings it back.
+    b = ap_board
+    assert _query(b.dns_port, "example.com", "A").answer
+    s = socket.create_connection(("127.0.0.1", b.http_port), timeout=5)
+    s.sendall(b"POST /api/ota/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+              b"Content-Length: 1000000\r\n\r\n")  # and no body yet: the install waits
+    deadline = time.monotonic() + 10
+    while b.status()["ota"]["state"] != "installing" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert b.status()["ota"]["state"] == "installing"
+    time.sleep(0.5)
+    with pytest.raises(dns.exception.Timeout):
+        _query(b.dns_port, "example.com", "A", timeout=1.0)
+    s.close()  # the upload is interrupted: the install fails
+    deadline = time.monotonic() + 10
+    while b.status()["ota"]["state"] == "installing" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    r = _query(b.dns_port, "example.com", "A")
+    assert [str(rd) for rd in r.answer[0]] == [AP_IP]
+    assert "Traceback" not in b.log()

@@ -1,5 +1,6 @@
 # The captive side of the setup access point, loaded by perch.wifi when the AP comes up
-# and dropped when it goes down:
+# and dropped when it goes down or an install starts (the supervisor brings it back if the
+# install fails):
 # - a DNS responder: every A query is answered with the AP address so that phones open the
 #   portal; every other type gets NOERROR with no answer, which makes clients fall back to
 #   IPv4 instead of waiting for a timeout;
@@ -17,6 +18,7 @@ import socket
 from micropython import const
 
 from perch import auth, wifi
+from perch.config import drop
 
 _QR = const(0x80)
 _OPCODE = const(0x78)
@@ -96,7 +98,15 @@ async def _serve(s):
         # Right after traffic, look again every ms: a client's next query is usually on its
         # way, and a 15 ms nap per burst would cap a busy client at about 1000 answers/s.
         quiet = 0 if got else quiet + 1
+        if quiet > _HOT and wifi.ctx.ota.state in ("downloading", "installing", "rebooting"):
+            break
         await asyncio.sleep_ms(0 if got else 1 if quiet < _HOT else _IDLE_MS)
+    # An install needs all the RAM there is, and reboots when done: the responder gives its
+    # code and socket back meanwhile; perch.wifi's supervisor starts it again if it fails.
+    global _task
+    _task = None  # a task cannot cancel itself
+    stop()
+    drop("dns")
 
 
 def start(port):

@@ -9,7 +9,7 @@
 #   (both reached as wifi.<name> through __getattr__ below)
 # - perch.wificonnect: joins (saved networks, credential tests), while there is one to do;
 # - perch.wifijoin: edits of the saved list and the portal's requests, per request;
-# - perch.dns: the captive DNS and redirect, while the AP is up.
+# - perch.dns: the captive DNS and redirect, while the AP is up (but not during an install).
 import asyncio
 import sys
 import time
@@ -93,18 +93,21 @@ def request_scan():
 
 async def run():
     global link, down_since, ap_off_at, retry_at
+    # perch.wificonnect and perch.wifiscan are imported (kept in sys.modules while they run)
+    # by __import__, not `from perch import x`: a module bound to a local of this coroutine
+    # would stay in its frame for good, and all its code with it after drop() (3.8 KB).
     await lazy("wifiradio").boot()
     while True:
         if job is None and healthy():
             drop("wificonnect")  # nothing to join: give its code back
         try:
             now = time.ticks_ms()
-            scan_due = scanning or (ap_on and (
+            # an install takes all the RAM there is: no background scans, no captive DNS
+            idle = ctx.ota.state not in ("downloading", "installing", "rebooting")
+            scan_due = scanning or (ap_on and idle and (
                 scan_at is None or time.ticks_diff(now, scan_at) >= _AP_RESCAN_MS))
             if job is not None:
-                from perch import wificonnect
-
-                await wificonnect.run_job()
+                await __import__("perch.wificonnect", None, None, ("run_job",)).run_job()
                 scan_due = False
             elif sta.isconnected():
                 if link is None:
@@ -131,15 +134,17 @@ async def run():
                         fallback * 1000):
                     lazy("wifiradio").ap_start("station down for %d s" % fallback)
                 if saved() and time.ticks_diff(now, retry_at) >= 0:
-                    from perch import wificonnect
-
-                    await wificonnect.join_saved(True)  # scans first
+                    # scans first
+                    await __import__("perch.wificonnect", None, None, ("join_saved",)).join_saved(
+                        True)
                     retry_at = time.ticks_add(time.ticks_ms(), _RETRY_MS)
                     scan_due = False
+            if ap_on and idle and "perch.dns" not in sys.modules:
+                # the captive DNS (perch.dns) gave its RAM to an install that failed
+                __import__("perch.dns", None, None, ("start",)).start(ctx.cfg["dns.port"])
             if scan_due:
-                from perch import wifiscan  # kept loaded while it runs: pages poll meanwhile
-
-                await wifiscan.scan()
+                # kept loaded while it runs: pages poll meanwhile
+                await __import__("perch.wifiscan", None, None, ("scan",)).scan()
                 drop("wifiscan")
         except Exception as e:  # noqa: BLE001 - the supervisor must survive
             _log.exc(e, "wifi supervisor step failed")

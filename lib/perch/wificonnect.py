@@ -3,6 +3,7 @@
 # Loaded by the supervisor only while there is something to join, and dropped once the
 # station is up or nothing is saved. All state but the backoff stays in perch.wifi.
 import asyncio
+import gc
 import time
 
 from micropython import const
@@ -110,10 +111,18 @@ async def run_job():
         nets = [n for n in wifi.saved() if n["ssid"] != ssid]
         nets.append({"ssid": ssid, "password": pw, "hidden": hidden, "priority": prio})
         nets.sort(key=lambda n: -n["priority"])
+        # The save loads perch.schema (~11 KB of code) beside the AP's pages and DNS: on a
+        # 160 KB heap it needs a collected heap, and once in a while a second try after the
+        # first one's leftovers are gone.
         try:
-            wifi.ctx.cfg.update({"wifi.networks": nets})
+            try:
+                gc.collect()
+                wifi.ctx.cfg.update({"wifi.networks": nets})
+            except MemoryError:
+                gc.collect()
+                wifi.ctx.cfg.update({"wifi.networks": nets})
             lg.info("network saved", ssid=ssid, saved=len(nets))
-        except config.ConfigError as e:
+        except (config.ConfigError, MemoryError) as e:
             lg.error("network not saved", err=e)
         wifi.attempt = {"ssid": ssid, "state": "connected", "reason": None,
                         "ip": wifi.station_ip()}
