@@ -4,7 +4,6 @@ import asyncio
 import gc
 import socket
 import time
-from asyncio.stream import Server
 
 from micropython import const
 
@@ -87,7 +86,10 @@ async def run(ctx):
     # .server is what perch.ota's health check looks for, as microdot sets it. The listening
     # socket is made here, not by start_server, so that it can be closed when a MemoryError
     # (a new connection's Stream or task) ends the loop: then collect and serve again on a
-    # new socket, where the board would otherwise reset.
+    # new socket, where the board would otherwise reset. (asyncio loads its stream code
+    # here, as start_server would: after the boot's collection, not ahead of the features.)
+    from asyncio.stream import Server
+
     while True:
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
