@@ -32,7 +32,6 @@ class Context:
     stall_window_ms: int
     started: bool
 
-
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000
 
@@ -88,7 +87,7 @@ async def run(ctx):
     # (a new connection's Stream or task) ends the loop: then collect and serve again on a
     # new socket, where the board would otherwise reset. (asyncio loads its stream code
     # here, as start_server would: after the boot's collection, not ahead of the features.)
-    from asyncio.stream import Server
+    from asyncio.stream import Server  # type: ignore[import-not-found]  # not in the stubs
 
     while True:
         s = socket.socket()
@@ -102,7 +101,6 @@ async def run(ctx):
             return await srv.task  # returns once the server is closed
         except MemoryError:
             s.close()
-            srv = s = None
             gc.collect()
             log.Logger("app").error("accept failed: serving again")
 
