@@ -3,6 +3,8 @@
 import re
 import time
 
+from sim_helpers import BOARD
+
 
 def test_status_reports_identity_and_version(board):
     b = board()
@@ -75,3 +77,72 @@ def test_pages_are_served(board):
     assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
     css = b.get("/style.css")
     assert css.headers["Content-Encoding"] == "gzip" and b"box-sizing" in css.content
+
+
+def test_server_serves_again_after_a_memory_error_in_accept(mpy):
+    # asyncio's accept loop ends on a MemoryError (a new connection's Stream or task): the
+    # app closes its listening socket and serves again on the same port.
+    code = """
+import asyncio, json, socket
+import asyncio.stream as st
+from perch import app
+
+class Web:
+    server = None
+
+class Guard:
+    async def handle(r, w):
+        w.write(b"ok")
+        await w.drain()
+        w.s.close()
+
+class Start:
+    def boot(ctx):
+        pass
+
+async def idle(ctx):
+    pass
+
+app.lazy = lambda name: Start
+app._watch_loop = idle
+ctx = app.Context()
+ctx.cfg = {"http.port": 18099}
+ctx.web = Web()
+ctx.guard = Guard
+fails = [1]
+Stream = st.Stream
+
+def stream(s, e={}):
+    if e and fails:  # the server's (the client's has no peername)
+        fails.pop()
+        raise MemoryError
+    return Stream(s, e)
+
+st.Stream = stream
+got = []
+
+async def client():
+    await asyncio.sleep_ms(50)
+    first = ctx.web.server
+    try:
+        r, w = await asyncio.open_connection("0.0.0.0", 18099)
+        got.append(await asyncio.wait_for_ms(r.read(10), 300))
+    except Exception as e:
+        got.append(type(e).__name__)
+    await asyncio.sleep_ms(50)
+    r, w = await asyncio.open_connection("0.0.0.0", 18099)
+    got.append(await asyncio.wait_for_ms(r.read(10), 2000))
+    got.append(ctx.web.server is not first)
+    ctx.web.server.close()
+
+async def main():
+    asyncio.create_task(client())
+    await app.run(ctx)
+
+asyncio.run(main())
+print(json.dumps([str(x) for x in got]))
+"""
+    r = mpy(code, path=[BOARD], env={"PERCH_SIM_WORLD": "/nonexistent"})
+    assert r.returncode == 0, r.out + r.err
+    assert "accept failed" in r.out
+    assert r.json()[1:] == ["b'ok'", "True"]

@@ -19,7 +19,7 @@ def test_line_format_and_levels(mpy):
 def test_ring_keeps_the_last_lines_in_order(mpy):
     r = mpy("import json\nfrom perch import log\nl = log.Logger('t')\n"
             "for i in range(100):\n    l.info('n%d' % i)\n"
-            "a = log.since(0)\nb = log.since(95)\nc = log.since(100)\n"
+            "a = list(log.each(0))\nb = list(log.each(95))\nc = list(log.each(100))\n"
             "print(json.dumps([[n for n, _ in a], [s[-3:] for _, s in b], c, log.last_seq()]))")
     first, tail, empty, last = r.json()
     assert first == list(range(53, 101))  # the last 48
@@ -41,7 +41,7 @@ def test_ring_pool_keeps_whole_recent_lines_of_any_length(mpy):
     r = mpy("import json\nfrom perch import log\nl = log.Logger('t')\nsizes = []\n"
             "for i in range(300):\n    n = (i * 37) % 1500\n"
             "    l.info('m%d' % i, v='é' * n)\n    sizes.append(n)\n"
-            "print(json.dumps([[k, len(s.encode()), s.split(' ')[3]] for k, s in log.since(0)]))",
+            "print(json.dumps([[k, len(s.encode()), s.split(' ')[3]] for k, s in log.each(0)]))",
             )
     got = r.json()
     assert got and got[-1][0] == 300 and len(got) <= 48

@@ -2,11 +2,12 @@
 
 import asyncio
 import gc
+import socket
 import time
 
 from micropython import const
 
-from perch import hw
+from perch import hw, log
 from perch.config import Config, lazy
 
 _TICK_MS = const(20)
@@ -30,7 +31,6 @@ class Context:
     stall_max_ms: int
     stall_window_ms: int
     started: bool
-
 
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000
@@ -80,13 +80,29 @@ async def run(ctx):
     asyncio.create_task(_watch_loop(ctx))
     gc.collect()
     ctx.started = True
-    # The guard's handler straight on asyncio's server: microdot's start_server would wrap
-    # each connection in a coroutine of its own. .server is what perch.ota's health check
-    # looks for, as microdot sets it.
-    ctx.web.server = srv = await asyncio.start_server(
-        ctx.guard.handle, "0.0.0.0", ctx.cfg["http.port"]
-    )
-    await srv.wait_closed()
+    # The guard's handler straight on asyncio's accept loop (Server._serve, as start_server
+    # runs it): microdot's start_server would wrap each connection in a coroutine of its own.
+    # .server is what perch.ota's health check looks for, as microdot sets it. The listening
+    # socket is made here, not by start_server, so that it can be closed when a MemoryError
+    # (a new connection's Stream or task) ends the loop: then collect and serve again on a
+    # new socket, where the board would otherwise reset. (asyncio loads its stream code
+    # here, as start_server would: after the boot's collection, not ahead of the features.)
+    from asyncio.stream import Server  # type: ignore[import-not-found]  # not in the stubs
+
+    while True:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(socket.getaddrinfo("0.0.0.0", ctx.cfg["http.port"])[0][-1])
+        s.listen(5)
+        s.setblocking(False)
+        srv = ctx.web.server = Server()
+        srv.task = asyncio.create_task(srv._serve(s, ctx.guard.handle, None))
+        try:
+            return await srv.task  # returns once the server is closed
+        except MemoryError:
+            s.close()
+            gc.collect()
+            log.Logger("app").error("accept failed: serving again")
 
 
 def main():

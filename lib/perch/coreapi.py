@@ -28,7 +28,7 @@ def api(ctx, request, name, m):
             since = int(request.args.get("since", "0"))
         except ValueError:
             return web.json_error(400, "since: must be an integer")
-        return {"lines": [{"seq": n, "line": s} for n, s in log.since(since)],
+        return {"lines": [{"seq": n, "line": s} for n, s in log.each(since)],
                 "last": log.last_seq()}
     if m == "PATCH":
         try:

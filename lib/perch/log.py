@@ -94,11 +94,6 @@ def each(seq):
             yield n, str(mv[e >> 16 : (e >> 16) + (e & 0xFFFF)], "utf-8")
 
 
-def since(seq):
-    """Lines after sequence number seq, oldest first: [(seq, line), ...]."""
-    return list(each(seq))
-
-
 def last_seq():
     return _seq
 
