@@ -25,16 +25,17 @@ def _take(r):
     # slots, and room must be free once _inflate lets go of it.
     r.room = None
     gc.collect()
+    # the inflater's place first: it has no way round a full heap, the block has
+    try:
+        r.room = (bytearray(_STATE), bytearray(_WINDOW))  # the larger first
+    except MemoryError:
+        pass  # the inflater may still find its place
     try:
         r.bio = io.BytesIO(_ZMAX)
     except MemoryError:
         # no 2 KB run left: each compressed block is parked on flash instead (slower, so
         # only then); unpack.run closes and removes it
         r.bio = open(MANIFEST + "z", "w+b")
-    try:
-        r.room = (bytearray(_STATE), bytearray(_WINDOW))  # the larger first
-    except MemoryError:
-        pass  # the inflater may still find its place
 
 
 async def run(r, src, make_sink, man, nfiles, check):
@@ -120,5 +121,8 @@ async def _inflate(r, src, left, z, out, h, wbits):
         # till then, their place could go to another task and the next block find none
         r.room = d
         del d
+    # the file is done: a stored file may follow, which needs no inflater (and, left alive,
+    # stale references to it made the live heap differ by one inflater from run to run)
+    r.room = None
     if z:
         raise bad
