@@ -1,5 +1,6 @@
 """SPEC §9's heap rows: the smallest --heap at which the whole firmware does its job, in three
-scenarios, each found by stepping down from 208k (16 KB steps, then 8 KB below 192k):
+scenarios, each found by stepping down from 208k (16 KB steps, then 8 KB below 192k), and
+how many of three runs pass at the 160k budget (near the edge, fragmentation decides):
 
 - fresh: a new board serves its access point, captive DNS and every portal page, twice; then,
   in its own row, takes a 1.5 MB signed bundle on /api/ota/upload from the portal;
@@ -131,19 +132,26 @@ def rows(bench):
         h = Heap(bench, node.url("heap", "heappw"))
         t0 = time.monotonic()
         live = {s.__name__: (h.run(s, 512) or 0) // 1024 for s in (fresh, field, setup)}
+
+        def at_budget(scenario, upload=False, runs=3):
+            # the smallest heap passes or fails by where blocks land: how often 160k passes
+            ok = sum(h.run(scenario, 160, upload) is not None for _ in range(runs))
+            return "160k: %d of %d runs pass" % (ok, runs)
+
         out = [
             ("smallest --heap: fresh board, AP + DNS + every page", h.smallest(fresh), "",
-             "160k (goal 128k)", "live at 512k: %d KB" % live["fresh"]),
+             "160k (goal 128k)", "live at 512k: %d KB; %s" % (live["fresh"], at_budget(fresh))),
             ("smallest --heap: fresh board as above, then a 1.5 MB OTA upload",
-             h.smallest(fresh, upload=True), "", "160k", ""),
+             h.smallest(fresh, upload=True), "", "160k", at_budget(fresh, True)),
             ("smallest --heap: field board, MQTT + pages + 1.5 MB OTA upload",
-             h.smallest(field, upload=True), "", "160k", "live at 512k before the upload: %d KB"
-             % live["field"]),
+             h.smallest(field, upload=True), "", "160k", "live at 512k before the upload: %d KB; "
+             "%s" % (live["field"], at_budget(field, True))),
             ("smallest --heap: set-up, AP + DNS + pages + join + MQTT at once",
-             h.smallest(setup), "", "160k", "live at 512k: %d KB" % live["setup"]),
+             h.smallest(setup), "", "160k",
+             "live at 512k: %d KB; %s" % (live["setup"], at_budget(setup))),
             ("smallest --heap: set-up as above, then a 1.5 MB OTA upload",
-             h.smallest(setup, upload=True), "", "160k",
-             "%.0f s for the heap rows" % (time.monotonic() - t0)),
+             h.smallest(setup, upload=True), "", "160k", at_budget(setup, True)),
+            ("time for the heap rows", time.monotonic() - t0, "s", "-", ""),
         ]
     finally:
         node.cleanup()
