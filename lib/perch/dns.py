@@ -98,7 +98,7 @@ async def _serve(s):
         # Right after traffic, look again every ms: a client's next query is usually on its
         # way, and a 15 ms nap per burst would cap a busy client at about 1000 answers/s.
         quiet = 0 if got else quiet + 1
-        if quiet > _HOT and wifi.ctx.ota.state in ("downloading", "installing", "rebooting"):
+        if quiet > _HOT and wifi.installing():
             break
         await asyncio.sleep_ms(0 if got else 1 if quiet < _HOT else _IDLE_MS)
     # An install needs all the RAM there is, and reboots when done: the responder gives its

@@ -83,6 +83,13 @@ def healthy():
     return link is not None or not saved()
 
 
+def installing():
+    """Whether an OTA install runs (it takes all the RAM there is). The OTA feature may have
+    failed to load: then none does."""
+    o = getattr(ctx, "ota", None)
+    return o is not None and o.state in ("downloading", "installing", "rebooting")
+
+
 def request_scan():
     global scanning
     scanning = True
@@ -103,7 +110,7 @@ async def run():
         try:
             now = time.ticks_ms()
             # an install takes all the RAM there is: no background scans, no captive DNS
-            idle = ctx.ota.state not in ("downloading", "installing", "rebooting")
+            idle = not installing()
             scan_due = scanning or (ap_on and idle and (
                 scan_at is None or time.ticks_diff(now, scan_at) >= _AP_RESCAN_MS))
             if job is not None:
