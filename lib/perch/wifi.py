@@ -87,7 +87,11 @@ def installing():
     """Whether an OTA install runs (it takes all the RAM there is). The OTA feature may have
     failed to load: then none does."""
     o = getattr(ctx, "ota", None)
-    return o is not None and o.state in ("downloading", "installing", "rebooting")
+    if o is None:
+        return False
+    from perch.ota import BUSY  # loaded: it made ctx.ota
+
+    return o.state in BUSY
 
 
 def request_scan():
