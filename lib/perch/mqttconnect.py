@@ -220,15 +220,7 @@ def failed(up, e, fails):
         uplink._log.warning("connect failed", broker=up.url, error=msg)
     # the same failure again: the console needs it once, not every backoff
     up.last_error = msg
-    if up._reader_task:
-        up._reader_task.cancel()
-        up._reader_task = None
-    if up._stream:
-        try:
-            up._stream.s.close()  # the stream's close() leaves its socket open
-        except Exception:
-            pass
-        up._stream = None
+    up.close()
     up.state = "backoff"
     # exponential, capped, with "equal jitter": half fixed, half random, so a fleet that
     # lost the same broker does not come back in lock-step

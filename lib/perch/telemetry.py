@@ -140,17 +140,15 @@ def _hush():
     if u and _quiet == 1:
         _quiet = 2
         up = None
-        _tasks.append(u._reader_task)
         for k in _tasks:
-            if k:
-                k.cancel()
+            k.cancel()
         _tasks.clear()
         if u._stream:
             try:
                 u._stream.write(b"\xe0\x00")  # DISCONNECT: a clean close, no will published
-                u._stream.s.close()
             except Exception:
                 pass
+        u.close()
         _log.info("quiet: uplink down for an install")
         drop("uplink")
 

@@ -62,6 +62,7 @@ class Uplink:
     _ev: Any
     _kick: Any
     _stream: Any
+    _reader_task: Any
 
     def __init__(self, url, client_id, keepalive_s=60, timeout_ms=10000,
                  backoff_max_ms=60000, ca=None, status_topic=None, sub_topic=None,
@@ -167,6 +168,18 @@ class Uplink:
                 await asyncio.wait_for_ms(self._kick.wait(), d)
             except asyncio.TimeoutError:
                 pass
+
+    def close(self):
+        """Stop reading and close the socket (a failed link, or quiet for an install)."""
+        if self._reader_task:
+            self._reader_task.cancel()
+            self._reader_task = None
+        if self._stream:
+            try:
+                self._stream.s.close()  # the stream's close() leaves its socket open
+            except Exception:
+                pass
+            self._stream = None
 
     def status(self):
         return {"state": self.state, "broker": self.url, "last_error": self.last_error,
